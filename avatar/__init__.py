@@ -1,0 +1,1 @@
+"""The Gaussian head avatar: model, rasterizers, super-resolution, training, checkpoints."""

@@ -1,0 +1,1 @@
+"""Frame sources. Every frame carries its capture timestamp."""

@@ -1,0 +1,1 @@
+"""ONNX export, TensorRT engines and parity checks against PyTorch."""

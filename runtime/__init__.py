@@ -1,0 +1,1 @@
+"""The live loop, inference backends, sinks, latency statistics and the command line."""

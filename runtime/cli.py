@@ -1,0 +1,40 @@
+"""`splatcam`: the command-line interface. Subcommands live in runtime/commands/, one per module."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import runtime.commands
+
+
+class UserError(Exception):
+    """A problem with the user's input; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="splatcam", description="Real-time Gaussian head avatars: track, train, render, go live.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(runtime.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"runtime.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("splatcam: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, FileNotFoundError, ValueError) as e:
+        # Expected failures (bad files, wrong shapes, missing assets) get one line, not a traceback.
+        print(f"splatcam {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""2D landmark detectors behind one interface (see base.py)."""
