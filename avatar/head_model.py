@@ -1,0 +1,236 @@
+"""The dynamic Gaussian head model of Gaussian Head Avatar (seed section 2.3, DESIGN.md "The avatar").
+
+Neutral Gaussians {X0, F0, Q0, S0, A0} and six per-point MLPs produce the Gaussians of one frame
+from expression θ (53 ICT weights) and head pose β = (axis-angle, translation):
+
+    λ_exp = blend(X0, P0),  λ_pose = 1 - λ_exp                                 (avatar.blend)
+    X' = X0 + s_def · (λ_exp f_def^exp(γ(X0), θ) + λ_pose f_def^pose(γ(X0), γ(β)))
+    C' = λ_exp f_col^exp(F, θ) + λ_pose f_col^pose(F, γ(β))
+    ΔA = s_att · (λ_exp f_att^exp(F, θ) + λ_pose f_att^pose(F, γ(β)))  = (Δq 4, Δlog s 3, Δlogit a 1)
+    Q' = normalise(Q0 + Δq),  S' = exp(S0 + Δlog s),  A' = sigmoid(A0 + Δlogit a)
+    {X, Q} = T({X', Q'}, β),  {C, S, A} = {C', S', A'}                           (avatar.pose_transform)
+
+with F = tanh(F0). Storage follows the reference so its learning rates mean the same thing:
+F0 is kept before tanh (features stay in (-1, 1) whatever Adam does), S0 as log-scales (scales
+stay positive and the attribute offset is multiplicative), A0 as logits (opacity stays in (0, 1)).
+Both deform MLPs see the canonical X0: the pose deformation is not chained after the expression
+one (DESIGN.md; the seed's formulas differ by typos).
+
+Colour: the 32-channel feature of a Gaussian is C' above, the λ-blend of the two colour MLPs,
+with no final activation (as the reference): the rasterizer composites it over a background of
+1.0 in every channel, the SR CNN reads all 32 channels, and the first three are compared with
+the white-composited ground truth as the low-resolution RGB.
+
+The forward pass has no data-dependent Python control flow (every MLP runs on every Gaussian;
+the reference's masking by λ only skips work whose result is multiplied by zero), so it traces
+and exports to ONNX as is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import nn
+from torch.nn import functional as F
+
+from avatar.blend import blend_weights
+from avatar.config import POSE_DIM, ModelConfig, TrainingConfig
+from avatar.encoding import positional_encoding
+from avatar.gaussians import GaussianSet
+from avatar.mlp import PointMLP
+from avatar.pose_transform import pose_transform
+from tracking.params import N_EXPRESSION, N_LANDMARKS
+
+INITIAL_OPACITY = 0.3
+MOUTH_LANDMARKS = slice(48, 68)  # iBUG 68: outer and inner lip contours
+MOUTH_BOX_SCALE = 1.6  # box side = this x the largest per-axis spread of the mouth landmarks
+FEATURE_INIT_STD = 0.1  # pre-tanh noise on features that are not given, to tell points apart
+
+
+@dataclass
+class Deformation:
+    """The parts of one frame's deformation, for losses (L_def) and for inspection."""
+
+    lam_exp: torch.Tensor  # (N, 1)
+    exp_deform: torch.Tensor  # (N, 3) f_def^exp output, before λ and the deform scale
+    pose_deform: torch.Tensor  # (N, 3) f_def^pose output, before λ and the deform scale
+    offset: torch.Tensor  # (N, 3) X' - X0
+    color: torch.Tensor  # (N, C) C'
+    attribute_offsets: torch.Tensor  # (N, 8) ΔA: quaternion (4), log-scale (3), opacity logit (1)
+
+
+class GaussianHeadModel(nn.Module):
+    def __init__(self, config: ModelConfig, num_gaussians: int) -> None:
+        super().__init__()
+        self.config = config
+        n = int(num_gaussians)
+        self.positions = nn.Parameter(torch.zeros(n, 3))  # X0, canonical space
+        self.features = nn.Parameter(torch.zeros(n, config.feature_dim))  # F0, before tanh
+        self.rotations = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1))  # Q0 w-x-y-z
+        self.log_scales = nn.Parameter(torch.zeros(n, 3))  # S0 = log(scale)
+        self.opacity_logits = nn.Parameter(torch.zeros(n, 1))  # A0 = logit(opacity)
+        # P0: fitted in the geometry-guided initialisation, frozen in the Gaussian stage (as in
+        # the reference), hence no gradient unless a training stage turns it on.
+        self.landmarks = nn.Parameter(torch.zeros(N_LANDMARKS, 3), requires_grad=False)
+        dims = config.mlp_dims()
+        self.exp_color_mlp = PointMLP(dims["exp_color"])
+        self.pose_color_mlp = PointMLP(dims["pose_color"])
+        self.exp_attributes_mlp = PointMLP(dims["exp_attributes"])
+        self.pose_attributes_mlp = PointMLP(dims["pose_attributes"])
+        self.exp_deform_mlp = PointMLP(dims["exp_deform"], final_tanh=True)
+        self.pose_deform_mlp = PointMLP(dims["pose_deform"], final_tanh=True)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.positions.shape[0]
+
+    @classmethod
+    def from_points(cls, config: ModelConfig, points: torch.Tensor | np.ndarray,
+                    landmarks: torch.Tensor | np.ndarray, features: torch.Tensor | np.ndarray | None = None,
+                    colors: torch.Tensor | np.ndarray | None = None, seed: int = 0) -> "GaussianHeadModel":
+        """Initialise from canonical surface points and the neutral landmarks P0 (68, 3).
+
+        `features` (N, feature_dim) are taken as F0 (pre-tanh); otherwise F0 is small noise and,
+        when `colors` (N, 3) in [0, 1] are given, its first three entries encode them so that
+        tanh(F0)[:, :3] = 2·colour - 1 gives the colour MLPs a direct path to learn. Then, as in
+        the reference: `config.num_mouth_points` extra points uniform in a box around the mouth
+        landmarks (zero features), identity rotations, opacity 0.3, and every scale set to the
+        RMS distance to the 3 nearest neighbours.
+        """
+        pts = torch.as_tensor(np.asarray(points, np.float32))
+        lmk = torch.as_tensor(np.asarray(landmarks, np.float32))
+        if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 1:
+            raise ValueError(f"points must be (N, 3), got {tuple(pts.shape)}")
+        if tuple(lmk.shape) != (N_LANDMARKS, 3):
+            raise ValueError(f"landmarks must be ({N_LANDMARKS}, 3), got {tuple(lmk.shape)}")
+        if features is not None and colors is not None:
+            raise ValueError("give features or colors, not both")
+        gen = torch.Generator().manual_seed(seed)
+        n = pts.shape[0]
+        if features is not None:
+            feat = torch.as_tensor(np.asarray(features, np.float32))
+            if tuple(feat.shape) != (n, config.feature_dim):
+                raise ValueError(f"features must be ({n}, {config.feature_dim}), got {tuple(feat.shape)}")
+        else:
+            feat = FEATURE_INIT_STD * torch.randn(n, config.feature_dim, generator=gen)
+            if colors is not None:
+                col = torch.as_tensor(np.asarray(colors, np.float32))
+                if tuple(col.shape) != (n, 3):
+                    raise ValueError(f"colors must be ({n}, 3), got {tuple(col.shape)}")
+                feat[:, :3] = torch.atanh((2 * col - 1).clamp(-0.99, 0.99))
+
+        mouth = mouth_box_points(lmk, config.num_mouth_points, gen)
+        pts = torch.cat([pts, mouth])
+        feat = torch.cat([feat, torch.zeros(mouth.shape[0], config.feature_dim)])
+
+        model = cls(config, pts.shape[0])
+        with torch.no_grad():
+            model.positions.copy_(pts)
+            model.features.copy_(feat)
+            model.log_scales.copy_(torch.log(knn_scale(pts))[:, None].expand(-1, 3))
+            model.opacity_logits.fill_(float(np.log(INITIAL_OPACITY / (1 - INITIAL_OPACITY))))
+            model.landmarks.copy_(lmk)
+        return model
+
+    def mlps(self) -> list[nn.Module]:
+        return [self.exp_color_mlp, self.pose_color_mlp, self.exp_attributes_mlp,
+                self.pose_attributes_mlp, self.exp_deform_mlp, self.pose_deform_mlp]
+
+    def parameter_groups(self, training: TrainingConfig) -> list[dict]:
+        """Adam parameter groups with the Gaussian-stage learning rates (P0 is not included)."""
+        return [
+            {"name": "mlp", "params": [p for m in self.mlps() for p in m.parameters()], "lr": training.lr_mlp},
+            {"name": "position", "params": [self.positions], "lr": training.lr_position},
+            {"name": "feature", "params": [self.features], "lr": training.lr_feature},
+            {"name": "rotation", "params": [self.rotations], "lr": training.lr_rotation},
+            {"name": "scale", "params": [self.log_scales], "lr": training.lr_scale},
+            {"name": "opacity", "params": [self.opacity_logits], "lr": training.lr_opacity},
+        ]
+
+    def blend(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(λ_exp, λ_pose) of every Gaussian, (N, 1) each."""
+        c = self.config
+        return blend_weights(self.positions, self.landmarks, c.blend_near, c.blend_far,
+                             c.blend_kind, c.squared_distance)
+
+    def deformation(self, expression: torch.Tensor, pose: torch.Tensor) -> Deformation:
+        """Evaluate the six MLPs for expression (53,) or (1, 53) and pose (6,)."""
+        c = self.config
+        n = self.num_gaussians
+        dtype = self.positions.dtype
+        theta = expression.to(dtype).reshape(1, N_EXPRESSION).expand(n, -1)
+        beta = positional_encoding(pose.to(dtype).reshape(1, POSE_DIM), c.pos_freqs).expand(n, -1)
+        feat = torch.tanh(self.features)
+        x_enc = positional_encoding(self.positions, c.pos_freqs)
+        lam_exp, lam_pose = self.blend()
+
+        exp_in = torch.cat([feat, theta], -1)
+        pose_in = torch.cat([feat, beta], -1)
+        color = lam_exp * self.exp_color_mlp(exp_in) + lam_pose * self.pose_color_mlp(pose_in)
+        attributes = c.attributes_scale * (
+            lam_exp * self.exp_attributes_mlp(exp_in) + lam_pose * self.pose_attributes_mlp(pose_in))
+        exp_deform = self.exp_deform_mlp(torch.cat([x_enc, theta], -1))
+        pose_deform = self.pose_deform_mlp(torch.cat([x_enc, beta], -1))
+        offset = c.deform_scale * (lam_exp * exp_deform + lam_pose * pose_deform)
+        return Deformation(lam_exp=lam_exp, exp_deform=exp_deform, pose_deform=pose_deform,
+                           offset=offset, color=color, attribute_offsets=attributes)
+
+    def canonical_tensors(self, expression: torch.Tensor, pose: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Un-posed {X', Q', S', A', C'}: (N,3), (N,4) unit w-x-y-z, (N,3) linear, (N,), (N,C)."""
+        d = self.deformation(expression, pose)
+        means = self.positions + d.offset
+        quats = F.normalize(self.rotations + d.attribute_offsets[:, 0:4], dim=-1)
+        scales = torch.exp(self.log_scales + d.attribute_offsets[:, 4:7])
+        opacities = torch.sigmoid(self.opacity_logits + d.attribute_offsets[:, 7:8]).reshape(-1)
+        return means, quats, scales, opacities, d.color
+
+    def forward_tensors(self, expression: torch.Tensor, pose: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The posed Gaussians as a tuple (for ONNX export): means, quats, scales, opacities, features."""
+        means, quats, scales, opacities, color = self.canonical_tensors(expression, pose)
+        means, quats = pose_transform(means, quats, pose.to(means.dtype).reshape(POSE_DIM))
+        return means, quats, scales, opacities, color
+
+    def forward(self, expression: torch.Tensor, pose: torch.Tensor) -> GaussianSet:
+        """One frame's Gaussians in world space: expression (53,) or (1, 53), pose (6,)."""
+        return GaussianSet(*self.forward_tensors(expression, pose))
+
+    def canonical_gaussians(self, expression: torch.Tensor, pose: torch.Tensor) -> GaussianSet:
+        """The frame's Gaussians before the head-pose transform T (pose still conditions the MLPs)."""
+        return GaussianSet(*self.canonical_tensors(expression, pose))
+
+    def deform_landmarks(self, expression: torch.Tensor) -> torch.Tensor:
+        """P = P0 + s_def · f_def^exp(γ(P0), θ): the expression-deformed landmarks (68, 3) for L_def."""
+        c = self.config
+        p0 = self.landmarks
+        theta = expression.to(p0.dtype).reshape(1, N_EXPRESSION).expand(p0.shape[0], -1)
+        inputs = torch.cat([positional_encoding(p0, c.pos_freqs), theta], -1)
+        return p0 + c.deform_scale * self.exp_deform_mlp(inputs)
+
+
+def mouth_box_points(landmarks: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` points uniform in a box around the mouth landmarks, reaching into the mouth.
+
+    As in the reference: the box is centred on the mean of the mouth landmarks, moved in depth to
+    the deepest of them (largest z here, since the canonical face looks along -z), with side 1.6x
+    the largest per-axis deviation from that centre.
+    """
+    mouth = landmarks[MOUTH_LANDMARKS]
+    center = mouth.mean(0)
+    center[2] = mouth[:, 2].max()
+    spread = (mouth - center).abs().max(0).values
+    return (torch.rand(count, 3, generator=generator) - 0.5) * MOUTH_BOX_SCALE * spread + center
+
+
+def knn_scale(points: torch.Tensor) -> torch.Tensor:
+    """(N,) RMS distance of each point to its 3 nearest other points (the reference's distCUDA2)."""
+    pts = points.detach().cpu().numpy().astype(np.float64)
+    if pts.shape[0] < 2:
+        raise ValueError("a Gaussian's initial scale needs at least two points")
+    k = min(4, pts.shape[0])  # the query point itself plus up to three neighbours
+    dist, _ = cKDTree(pts).query(pts, k=k)
+    mean_sq = np.maximum((dist[:, 1:] ** 2).mean(1), 1e-7)
+    return torch.as_tensor(np.sqrt(mean_sq), dtype=points.dtype)
