@@ -23,6 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures that mean "this input or this machine can't do that", not a bug in splatcam."""
+    from capture.source import CaptureError
+    from tracking.landmarks.base import BackendUnavailable
+
+    return UserError, FileNotFoundError, NotADirectoryError, ValueError, CaptureError, BackendUnavailable
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -30,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("splatcam: interrupted", file=sys.stderr)
         return 130
-    except (UserError, FileNotFoundError, ValueError) as e:
+    except expected_errors() as e:
         # Expected failures (bad files, wrong shapes, missing assets) get one line, not a traceback.
         print(f"splatcam {args.command}: error: {e}", file=sys.stderr)
         return 2

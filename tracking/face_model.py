@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracking.assets import FACE_MODEL_FILE, find_asset
+from tracking.assets import FACE_MODEL_FILE, AssetNotFoundError, find_asset
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, N_LANDMARKS
 from tracking.rotations import axis_angle_to_matrix
 
@@ -64,7 +64,11 @@ def file_checksum(path: Path) -> str:
 
 def load_face_model_data(path: str | os.PathLike | None = None) -> FaceModelData:
     """Load the npz from `path` or the asset lookup path of DESIGN.md."""
-    file = find_asset(FACE_MODEL_FILE, path)
+    try:
+        file = find_asset(FACE_MODEL_FILE, path)
+    except AssetNotFoundError as e:
+        raise AssetNotFoundError(f"{e}. Get it with: git clone https://github.com/ICT-VGL/ICT-FaceKit && "
+                                 f"splatcam convert-ict ICT-FaceKit/FaceXModel") from None
     try:
         with np.load(file, allow_pickle=False) as d:
             arrays = {k: d[k] for k in d.files}

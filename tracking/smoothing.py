@@ -43,7 +43,7 @@ class SmoothingConfig:
     # ~95 % of its fitted depth while weights at rest are smoothed at 2 Hz. Pose: tuned on the 30
     # test videos (BENCHMARKS.md, Tracking) for steadiness at rest against lag in head turns.
     expression: OneEuroConfig = OneEuroConfig(min_cutoff=2.0, beta=5.0, d_cutoff=5.0)
-    rotation: OneEuroConfig = OneEuroConfig(min_cutoff=0.5, beta=1.0, d_cutoff=1.0)
+    rotation: OneEuroConfig = OneEuroConfig(min_cutoff=0.5, beta=0.5, d_cutoff=1.0)
     translation: OneEuroConfig = OneEuroConfig(min_cutoff=0.5, beta=4.0, d_cutoff=1.0)
 
 

@@ -204,7 +204,7 @@ class SequenceFitter:
             if results[-1].valid:
                 fitted68[i] = self.fitter.project_landmarks68(results[-1].fit, camera)
         valid = np.array([r.valid for r in results], bool)
-        params = _sequence([r.frame for r in results], valid, self.fitter.identity.numpy(), detections.fps)
+        params = stack_frames([r.frame for r in results], valid, self.fitter.identity.numpy(), detections.fps)
         return TrackResult(params, [r.fit for r in results], fitted68, detections, camera, fit_ms, identity_ms,
                            sum(r.rejected for r in results))
 
@@ -257,7 +257,7 @@ class LiveTracker:
         self.backend.close()
 
 
-def _sequence(frames: list[DrivingFrame | None], valid: np.ndarray, identity: np.ndarray,
+def stack_frames(frames: list[DrivingFrame | None], valid: np.ndarray, identity: np.ndarray,
               fps: float) -> ParamsSequence:
     """Stack the per-frame values; leading misses take the first good frame, all-missing gives zeros."""
     count = len(frames)

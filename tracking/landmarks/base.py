@@ -26,3 +26,7 @@ class LandmarkBackend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+class BackendUnavailable(RuntimeError):
+    """A landmark backend that cannot run here (package or weights missing); one-line message."""

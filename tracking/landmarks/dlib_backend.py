@@ -1,0 +1,54 @@
+"""dlib's 68-point shape predictor (Kazemi & Sullivan) on its HOG face detector, optional.
+
+Not a dependency: `pip install dlib`, plus the predictor file
+`shape_predictor_68_face_landmarks.dat` (about 100 MB; not redistributable for commercial use:
+its iBUG 300-W training data forbids it), found on the asset lookup path (tracking/assets.py).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
+from tracking.landmarks.base import IBUG_68, BackendUnavailable, Landmarks
+
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+PREDICTOR_URL = "http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2"
+
+
+class DlibBackend:
+    name = "dlib"
+    scheme = IBUG_68
+
+    def __init__(self, predictor_path: str | os.PathLike | None = None, upsample: int = 0) -> None:
+        try:
+            import dlib
+        except ImportError:
+            raise BackendUnavailable("dlib is not installed (pip install dlib); "
+                                     "or use the default mediapipe backend") from None
+        try:
+            path = find_asset(PREDICTOR_FILE, predictor_path)
+        except AssetNotFoundError as e:
+            raise BackendUnavailable(f"dlib needs {PREDICTOR_FILE}: download {PREDICTOR_URL}, unpack it "
+                                     f"(bunzip2) into {user_cache_dir()} or pass its path ({e})") from None
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(path))
+        self.upsample = upsample  # detector upsampling: finds smaller faces, costs ~4x per step
+
+    def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> Landmarks | None:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        rgb = np.ascontiguousarray(rgb)
+        faces = self._detector(rgb, self.upsample)
+        if len(faces) == 0:
+            return None
+        face = max(faces, key=lambda r: r.width() * r.height())
+        shape = self._predictor(rgb, face)
+        h, w = rgb.shape[:2]
+        # dlib's parts are integer pixel indices; Landmarks puts pixel centres at +0.5.
+        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], np.float32) + 0.5
+        return Landmarks(points, IBUG_68, (w, h))
+
+    def close(self) -> None:
+        self._detector = self._predictor = None
