@@ -1,12 +1,19 @@
 """`splatcam`: the command-line interface. Subcommands live in runtime/commands/, one per module."""
 from __future__ import annotations
 
-import argparse
-import importlib
-import pkgutil
-import sys
+import os
 
-import runtime.commands
+# Idle OpenMP workers sleep instead of spinning: the live loop runs capture, tracking and
+# rendering side by side, and spinning torch threads starve the others on a small CPU.
+# It must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
+
+import runtime.commands  # noqa: E402
 
 
 class UserError(Exception):
