@@ -1,8 +1,12 @@
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# As runtime/cli.py: idle OpenMP workers sleep rather than spin (must precede the torch import).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -20,3 +24,22 @@ def shared_data() -> Path:
 
 def requires_cuda(reason: str = "needs a CUDA GPU"):
     return pytest.mark.skipif(not torch.cuda.is_available(), reason=f"{reason}; no CUDA device here")
+
+
+@pytest.fixture(scope="session")
+def demo_avatar(tmp_path_factory) -> Path:
+    """The demo mannequin avatar directory, built once per test session.
+
+    It is the user cache's demo avatar (avatar.demo_avatar), built there when missing or stale,
+    so local re-runs reuse it; a fresh CI machine builds it once (~2 min on 2 cores). Falls back
+    to a session temp dir when the cache is not writable; skips when the face model is missing.
+    """
+    from avatar.demo_avatar import ensure_demo_avatar
+    from tracking.assets import AssetNotFoundError
+
+    try:
+        return ensure_demo_avatar(progress=False)
+    except AssetNotFoundError as e:
+        pytest.skip(f"the demo avatar needs the ICT face model: {e}")
+    except PermissionError:
+        return ensure_demo_avatar(progress=False, directory=tmp_path_factory.mktemp("demo") / "demo_avatar")

@@ -31,15 +31,14 @@ CLIP_SECONDS = 2.0
 
 # First frame of each video's calmest second in the full-length run (BENCHMARKS.md, Tracking).
 CALM_START = {
-    "andrew_clip1": 271, "andrew_clip2": 312, "d0": 38, "d10": 215, "d11": 78, "d12": 109,
-    "d13": 203, "d14": 167, "d18": 12, "d19": 50, "d20": 41, "d3": 73, "d6": 12, "d9": 30,
-    "feifeili_clip1": 272, "feifeili_clip2": 315, "feifeili_clip3": 64,
-    "mead256_M030_angry_level3_001": 32, "mead256_M030_contempt_level3_001": 13,
-    "mead256_M030_disgusted_level3_001": 66, "mead256_M030_fear_level3_001": 76,
-    "mead256_M030_happy_level3_001": 69, "mead256_M030_neutral_level1_001": 24,
-    "mead256_M030_sad_level3_001": 23, "mead256_M030_surprised_level3_001": 69,
-    "mead_M003_disgusted_015": 26, "mead_M003_happy_024": 38, "mead_M030_angry_016": 57,
-    "obama_clip1": 175, "obama_clip2": 852, "obama_clip3": 570,
+    "andrew_clip1": 271, "andrew_clip2": 312, "d0": 37, "d10": 223, "d11": 83, "d12": 109, "d13": 203,
+    "d14": 167, "d18": 13, "d19": 50, "d20": 41, "d3": 74, "d6": 16, "d9": 16, "feifeili_clip1": 272,
+    "feifeili_clip2": 256, "feifeili_clip3": 63, "mead256_M030_angry_level3_001": 32,
+    "mead256_M030_contempt_level3_001": 12, "mead256_M030_disgusted_level3_001": 66,
+    "mead256_M030_fear_level3_001": 74, "mead256_M030_happy_level3_001": 69,
+    "mead256_M030_neutral_level1_001": 28, "mead256_M030_sad_level3_001": 28,
+    "mead256_M030_surprised_level3_001": 69, "mead_M003_disgusted_015": 26, "mead_M003_happy_024": 38,
+    "mead_M030_angry_016": 57, "obama_clip1": 175, "obama_clip2": 513, "obama_clip3": 570,
 }
 
 
