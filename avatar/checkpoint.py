@@ -120,6 +120,7 @@ def save_avatar(avatar: Avatar, directory: str | os.PathLike) -> Path:
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; an avatar is an ordinary output directory
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT_NAME})
+        (tmp / TENSORS_FILE).chmod(0o644)  # safetensors writes it owner-only
         (tmp / META_FILE).write_text(meta + "\n")
         if target.exists():
             # Two renames: at every instant one complete avatar exists under some name.

@@ -1,0 +1,54 @@
+"""Gaussian initialisation from the mesh stage (seed 2.1 -> 2.2).
+
+Positions: `num_points` points sampled uniformly (by area) on the extracted neutral DMTet mesh,
+plus the reference's extra points in a box around the mouth (GaussianHeadModel.from_points).
+Features F0: the geometry MLP's feature at each point (the same pre-tanh feature the mesh stage
+coloured its vertices with), zeros for the mouth points. P0: the mesh stage's optimised
+landmarks. The deformation and colour MLPs are inherited as they are ("deformation and color
+MLPs are also inherited"); the attribute MLPs start fresh, as in the reference, but with a
+zero last layer.
+"""
+from __future__ import annotations
+
+import torch
+
+from avatar.config import ModelConfig
+from avatar.dmtet import Mesh
+from avatar.head_model import GaussianHeadModel
+from avatar.mesh_stage import MeshHead
+
+INHERITED_MLPS = ("exp_deform_mlp", "pose_deform_mlp", "exp_color_mlp", "pose_color_mlp")
+
+
+def sample_surface(mesh: Mesh, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` points uniform over the mesh's area (area-weighted face choice, uniform barycentrics)."""
+    tri = mesh.vertices.detach()[mesh.faces]
+    area = 0.5 * torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    if mesh.num_faces == 0 or float(area.sum()) <= 0:
+        raise ValueError("the mesh stage produced an empty mesh; cannot place Gaussians on it")
+    face = torch.multinomial(area, count, replacement=True, generator=generator)
+    u, v = torch.rand(count, generator=generator), torch.rand(count, generator=generator)
+    flip = u + v > 1  # fold the unit square onto the triangle
+    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
+    t = tri[face]
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+
+
+def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int = 0) -> GaussianHeadModel:
+    if config.to_dict() != mesh_head.head.config.to_dict():
+        raise ValueError("the mesh stage was trained for another model config; its MLPs cannot be inherited")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        mesh, _ = mesh_head.neutral_mesh()
+        points = sample_surface(mesh, config.num_points, gen)
+        features = mesh_head.geometry_at(points)[2]
+        model = GaussianHeadModel.from_points(config, points, mesh_head.head.landmarks.detach(),
+                                              features=features, seed=seed)
+        for name in INHERITED_MLPS:
+            getattr(model, name).load_state_dict(getattr(mesh_head.head, name).state_dict())
+        # The fresh attribute MLPs start at zero offsets, so the first frames render the
+        # initialised Gaussians as they are rather than randomly rotated, resized and faded.
+        for mlp in (model.exp_attributes_mlp, model.pose_attributes_mlp):
+            torch.nn.init.zeros_(mlp.layers[-1].weight)
+            torch.nn.init.zeros_(mlp.layers[-1].bias)
+    return model

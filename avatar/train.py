@@ -1,0 +1,312 @@
+"""Training an avatar from a prepared dataset: mesh stage (seed 2.1), then Gaussian stage (seed 2.2).
+
+    train_avatar(TrainOptions(dataset=DS, out=AV, profile="tiny"))
+
+Files. The avatar goes to AV (avatar.safetensors + avatar.json, avatar.checkpoint): written at
+every checkpoint, so an interrupted run still leaves a usable avatar. Everything needed to resume
+lives beside it in `AV.train/` (the avatar directory is replaced atomically on each save, so it
+cannot hold other files):
+    mesh_stage.safetensors + mesh_stage.json   the trained guidance model (skipped on resume)
+    state.safetensors + state.json             the Gaussian stage (avatar.train_gaussians)
+    loss_log.csv                               step, seconds, total and each loss term
+    previews/step_NNNNNN.png                   [render | ground truth] of a training and a held-out frame
+    tensorboard/                               when the `tensorboard` package is installed
+A run with an existing `AV.train/` of the same profile resumes from its last checkpoint;
+`restart=True` starts over. Ctrl+C saves a checkpoint, then stops.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from avatar.camera import Camera
+from avatar.checkpoint import Avatar, AvatarMetadata, save_avatar
+from avatar.dataset import Dataset, load_dataset
+from avatar.evaluation import evaluate_renders
+from avatar.gaussian_init import gaussians_from_mesh_head
+from avatar.losses import load_vgg16_features
+from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_camera, train_mesh_stage
+from avatar.super_resolution import SR_FACTOR, SuperResolution
+from avatar.train_config import TrainProfile, get_train_profile
+from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_frame, save_state,
+                                    train_step)
+from avatar.training_data import TrainingData, load_training_data, subsample
+
+Progress = Callable[[Iterator, str, int], Iterator]
+
+
+@dataclass
+class TrainOptions:
+    dataset: str | Path
+    out: str | Path
+    profile: str | TrainProfile = "tiny"
+    backend: str = "cpu"  # rasterizer: cpu or gsplat (CUDA)
+    gaussian_steps: int | None = None  # override the profile's
+    mesh_steps: int | None = None
+    restart: bool = False
+    seed: int = 0
+    progress: Progress | None = None
+    stop_after: int | None = None  # stop (with a checkpoint) once this Gaussian step is reached
+
+
+@dataclass
+class TrainSummary:
+    step: int
+    finished: bool
+    mesh_seconds: float
+    gaussian_seconds: float
+    mesh_heldout_psnr: float | None
+    vgg: bool
+    last_losses: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def state_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".train")
+
+
+def _resolve(profile: str | TrainProfile, options: TrainOptions) -> TrainProfile:
+    p = get_train_profile(profile) if isinstance(profile, str) else profile
+    if options.gaussian_steps is not None:
+        p = replace(p, gaussian=replace(p.gaussian, steps=options.gaussian_steps))
+    if options.mesh_steps is not None:
+        p = replace(p, mesh=replace(p.mesh, steps=options.mesh_steps))
+    return p
+
+
+def _device(backend: str) -> torch.device:
+    if backend == "gsplat":
+        if not torch.cuda.is_available():
+            raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
+        import os
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if backend != "cpu":
+        raise ValueError(f"unknown backend {backend!r}; choose cpu or gsplat")
+    return torch.device("cpu")
+
+
+def _save_mesh_head(mesh_head: MeshHead, directory: Path, info: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in mesh_head.state_dict().items()}
+    save_file(tensors, str(directory / ".mesh_stage.safetensors.partial"))
+    (directory / ".mesh_stage.json.partial").write_text(json.dumps(
+        {"box": mesh_head.box, **info}, indent=1))
+    (directory / ".mesh_stage.safetensors.partial").replace(directory / "mesh_stage.safetensors")
+    (directory / ".mesh_stage.json.partial").replace(directory / "mesh_stage.json")
+
+
+def _load_mesh_head(profile: TrainProfile, directory: Path) -> tuple[MeshHead, dict] | None:
+    if not ((directory / "mesh_stage.safetensors").is_file() and (directory / "mesh_stage.json").is_file()):
+        return None
+    info = json.loads((directory / "mesh_stage.json").read_text())
+    mesh_head = MeshHead(profile.base.model, profile.mesh, *info["box"])
+    mesh_head.load_state_dict(load_file(str(directory / "mesh_stage.safetensors")))
+    return mesh_head, info
+
+
+def mesh_stage_psnr(mesh_head: MeshHead, heldout: TrainingData, resolution: int, backend: str,
+                    device: torch.device) -> float | None:
+    """Held-out PSNR of the mesh stage's own render, at the avatar's output resolution."""
+    if len(heldout) == 0:
+        return None
+    with torch.no_grad():
+        mesh, features = mesh_head.neutral_mesh()
+
+        def render(j: int) -> torch.Tensor:
+            cam = mesh_head_camera(heldout, j, resolution, device)
+            out, _ = mesh_head.render(mesh, features, heldout.expression[j].to(device), heldout.pose[j].to(device),
+                                      cam, backend)
+            return out.image[..., :3]
+
+        return evaluate_renders(render, heldout, resolution).psnr
+
+
+class _LossLog:
+    """CSV loss log (appending on resume) plus TensorBoard when installed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "loss_log.csv"
+        self.fields: list[str] | None = None
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(directory / "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            pass
+
+    def write(self, row: dict) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            if not self.path.is_file():
+                with open(self.path, "w", newline="") as f:
+                    csv.writer(f).writerow(self.fields)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+        if self.writer is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.writer.add_scalar(f"loss/{k}", v, row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _preview(path: Path, stage: GaussianStage, samples: list[tuple[TrainingData, int]], resolution: int,
+             backend: str) -> None:
+    import cv2
+
+    device = stage.model.positions.device
+    rows = []
+    with torch.no_grad():
+        for data, j in samples:
+            cam = mesh_head_camera(data, j, resolution, device)
+            hr, _ = render_frame(stage.model, stage.sr, data.expression[j].to(device), data.pose[j].to(device),
+                                 cam, backend)
+            pred = hr[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+            gt = data.image(j, SR_FACTOR * resolution).numpy()
+            rows.append(np.concatenate([pred, gt], 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = (np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, resolution: int,
+                 training: dict) -> Avatar:
+    """The avatar as a checkpoint: the model, SR and the dataset's first camera at the render size."""
+    K = torch.as_tensor(dataset.frames.K[0]).clone()
+    K[:2] *= resolution / dataset.size
+    camera = Camera(K=K, viewmat=torch.as_tensor(dataset.frames.viewmat[0]), width=resolution, height=resolution)
+    checksum = dataset.meta.get("face_model_checksum")
+    return Avatar(stage.model, stage.sr, camera, data.pose[:, 3:].mean(0),
+                  AvatarMetadata(face_model_checksum=checksum, training=training))
+
+
+def train_avatar(options: TrainOptions) -> TrainSummary:
+    profile = _resolve(options.profile, options)
+    rank, world = distributed()
+    main = rank == 0
+    wrap: Progress = options.progress if (options.progress and main) else (lambda it, label, total: it)
+    device = _device(options.backend)
+    out = Path(options.out)
+    work = state_dir(out)
+    dataset = load_dataset(options.dataset)
+    resolution = profile.render_resolution
+    hr = SR_FACTOR * resolution
+    cache = profile.image_cache_size or min(hr, dataset.size)
+    train = load_training_data(dataset, subsample(dataset.train_indices, profile.max_train_frames), cache, wrap)
+    heldout = load_training_data(dataset, dataset.heldout_indices, cache, wrap) if len(dataset.heldout_indices) \
+        else None
+    if options.restart and main and work.exists():
+        shutil.rmtree(work)
+    run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
+    if (work / "run.json").is_file():
+        previous = json.loads((work / "run.json").read_text())
+        if previous != run:
+            raise ValueError(f"{work} holds a run of profile {previous.get('profile')!r} on "
+                             f"{previous.get('dataset')}; train with the same profile and dataset to resume it, "
+                             "or pass --restart")
+    if main:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "run.json").write_text(json.dumps(run))
+    torch.manual_seed(options.seed)
+
+    # Mesh stage (seed 2.1), skipped when a finished one is saved.
+    loaded = None if options.restart else _load_mesh_head(profile, work)
+    if loaded is not None:
+        mesh_head, mesh_info = loaded
+        mesh_head.to(device)
+    else:
+        start = time.perf_counter()
+        prior = head_prior(dataset.frames.identity)
+        mesh_head = MeshHead.around(prior, profile.base.model, profile.mesh)
+        fit_initial_sdf(mesh_head, prior, profile.mesh.init_steps, train, seed=options.seed)
+        mesh_head.to(device)
+        mesh_log = train_mesh_stage(mesh_head, train, profile.mesh, options.backend, options.seed,
+                                    progress=wrap)
+        mesh_info = {"seconds": time.perf_counter() - start, "last": mesh_log.rows[-1] if mesh_log.rows else {},
+                     "heldout_psnr": mesh_stage_psnr(mesh_head, heldout, hr, options.backend, device)
+                     if heldout is not None else None}
+        if main:
+            _save_mesh_head(mesh_head, work, mesh_info)
+
+    # Gaussian stage (seed 2.2).
+    torch.manual_seed(options.seed)
+    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.base.model, seed=options.seed).to(device)
+    sr = SuperResolution.from_config(profile.base.model)
+    with torch.no_grad():
+        # Start the SR output at the mean training colour (mostly the white background) instead
+        # of sigmoid(0) = 0.5 grey: the first steps then refine the head instead of the backdrop.
+        mean = (train.images.float().mean((0, 1, 2)) / 255).clamp(0.05, 0.95)
+        sr.head.bias.copy_(torch.log(mean / (1 - mean)))
+    sr = sr.to(device)
+    stage = GaussianStage.create(model, sr, len(train), profile.base.training, profile.gaussian.lr_scale,
+                                 seed=options.seed + rank)
+    extra = {}
+    if not options.restart and has_state(work):
+        extra = load_state(stage, work)
+    if world > 1:
+        # Every rank starts from rank 0's parameters (mesh stages on different ranks may differ in
+        # the last bits); averaged gradients then keep them identical.
+        with torch.no_grad():
+            for p in stage.parameters():
+                torch.distributed.broadcast(p, 0)
+    vgg = load_vgg16_features() if profile.gaussian.lambda_vgg > 0 else None
+    if vgg is not None:
+        vgg.to(device)
+    cfg = profile.gaussian
+    gaussian_seconds = float(extra.get("gaussian_seconds", 0.0))
+    log = _LossLog(work) if main else None
+    previews = [(train, 0)] + ([(heldout, len(heldout) - 1)] if heldout is not None else [])
+    target = cfg.steps if options.stop_after is None else min(cfg.steps, options.stop_after)
+    last: dict = {}
+
+    def summary(finished: bool) -> TrainSummary:
+        return TrainSummary(stage.step, finished, float(mesh_info.get("seconds", 0.0)), gaussian_seconds,
+                            mesh_info.get("heldout_psnr"), vgg is not None, last)
+
+    def checkpoint(finished: bool) -> None:
+        if not main:
+            return
+        s = summary(finished)
+        save_state(stage, work, {"gaussian_seconds": gaussian_seconds})
+        save_avatar(build_avatar(stage, dataset, train, resolution, {"profile": profile.name, **s.to_dict()}), out)
+
+    steps = wrap(range(stage.step, target), "gaussian stage", target - stage.step)
+    try:
+        begin = time.perf_counter()
+        for _ in steps:
+            last = train_step(stage, train, resolution, cfg, options.backend, vgg, world)
+            if main and (stage.step % cfg.log_every == 0 or stage.step == target):
+                log.write({"step": stage.step, "seconds": round(gaussian_seconds + time.perf_counter() - begin, 3),
+                           **last})
+            if main and stage.step % cfg.preview_every == 0:
+                _preview(work / "previews" / f"step_{stage.step:06d}.png", stage, previews, resolution,
+                         options.backend)
+            if stage.step % cfg.checkpoint_every == 0 and stage.step != target:
+                gaussian_seconds += time.perf_counter() - begin
+                begin = time.perf_counter()
+                checkpoint(False)
+        gaussian_seconds += time.perf_counter() - begin
+    except KeyboardInterrupt:
+        gaussian_seconds += time.perf_counter() - begin
+        checkpoint(False)
+        if log is not None:
+            log.close()
+        raise
+    checkpoint(stage.step >= cfg.steps)
+    if log is not None:
+        log.close()
+    return summary(stage.step >= cfg.steps)

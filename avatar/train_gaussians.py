@@ -1,0 +1,194 @@
+"""The Gaussian stage (seed section 2.2): generator -> 32-channel render -> SR -> loss, with state.
+
+Each step takes one random training frame, poses the head with the tracked β plus that frame's
+learned pose refinement, renders the 32-channel image at R, upsamples it with the SR CNN to 4R,
+and minimises L1(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr L1(I_lr, gt) (avatar.losses), I_lr being
+the first three channels. Adam with one group per parameter kind at DESIGN.md's rates (times the
+profile's lr_scale). Augmentation: a random zoom z in [1, augment_zoom] with a random crop, done
+exactly through the camera (focal x z, principal point shifted) and an integer crop of the
+ground truth resized back to 4R, so the render stays pixel-aligned with its target.
+
+The whole training state (parameters, Adam moments, pose refinements, step, random generator)
+is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from
+the saved step with identical parameters and the same random sequence.
+
+Multi-GPU: under `torchrun --nproc_per_node=G -m runtime.cli train ...` (WORLD_SIZE > 1) every
+rank draws different frames (its seed is offset by its rank) and gradients are averaged across
+ranks with all_reduce after each backward pass before the Adam step, i.e. data-parallel SGD
+exactly as DistributedDataParallel does it (done by hand because the per-frame pose parameters and
+the two-module generator + SR pipeline do not fit DDP's single-module forward). Rank 0 alone
+writes checkpoints, previews and logs.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.nn import functional as F
+
+from avatar.config import TrainingConfig
+from avatar.head_model import GaussianHeadModel
+from avatar.losses import VGGFeatures, gaussian_stage_loss
+from avatar.raster import render_gaussians
+from avatar.super_resolution import SR_FACTOR, SuperResolution
+from avatar.train_config import GaussianStageConfig
+from avatar.training_data import TrainingData
+
+STATE_TENSORS = "state.safetensors"
+STATE_META = "state.json"
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank, world
+
+
+@dataclass
+class GaussianStage:
+    model: GaussianHeadModel
+    sr: SuperResolution
+    pose_offsets: torch.nn.Parameter  # (N_train, 6) per-frame head-pose refinement
+    optimizer: torch.optim.Adam
+    generator: torch.Generator  # frame choice and augmentation
+    step: int = 0
+
+    @classmethod
+    def create(cls, model: GaussianHeadModel, sr: SuperResolution, num_frames: int, training: TrainingConfig,
+               lr_scale: float, seed: int = 0) -> "GaussianStage":
+        device = model.positions.device
+        pose_offsets = torch.nn.Parameter(torch.zeros(num_frames, 6, device=device))
+        groups = model.parameter_groups(training) + [
+            {"name": "sr", "params": list(sr.parameters()), "lr": training.lr_sr},
+            {"name": "pose_offset", "params": [pose_offsets], "lr": training.lr_pose_offset},
+        ]
+        for g in groups:
+            g["lr"] *= lr_scale
+        return cls(model, sr, pose_offsets, torch.optim.Adam(groups), torch.Generator().manual_seed(seed))
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+
+def augmented_view(data: TrainingData, j: int, resolution: int, zoom_max: float, generator: torch.Generator,
+                   device) -> tuple["Camera", torch.Tensor]:
+    """Sample j's camera at `resolution` and its ground truth at SR_FACTOR x, randomly zoomed and cropped."""
+    from avatar.camera import Camera
+
+    hr = SR_FACTOR * resolution
+    camera = data.camera(j, resolution)
+    gt = data.image(j, hr)
+    if zoom_max > 1.0:
+        zoom = 1.0 + (zoom_max - 1.0) * float(torch.rand(1, generator=generator))
+        side = max(SR_FACTOR, int(round(hr / zoom / SR_FACTOR)) * SR_FACTOR)  # crop side in hr pixels
+        if side < hr:
+            ox = int(torch.randint(0, (hr - side) // SR_FACTOR + 1, (1,), generator=generator)) * SR_FACTOR
+            oy = int(torch.randint(0, (hr - side) // SR_FACTOR + 1, (1,), generator=generator)) * SR_FACTOR
+            z = hr / side
+            K = camera.K.clone()
+            K[0, 0] *= z
+            K[1, 1] *= z
+            K[0, 2] = (K[0, 2] - ox / SR_FACTOR) * z
+            K[1, 2] = (K[1, 2] - oy / SR_FACTOR) * z
+            camera = Camera(K=K, viewmat=camera.viewmat, width=resolution, height=resolution)
+            crop = gt[oy:oy + side, ox:ox + side].permute(2, 0, 1)[None]
+            gt = F.interpolate(crop, size=(hr, hr), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    camera = Camera(K=camera.K.to(device), viewmat=camera.viewmat.to(device), width=resolution, height=resolution)
+    return camera, gt.to(device)
+
+
+def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torch.Tensor, pose: torch.Tensor,
+                 camera, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I_hr (1, 3, 4R, 4R), the 32-channel render (1, C, R, R)) of one frame."""
+    gaussians = model(expression, pose)
+    background = torch.ones(model.config.color_channels, device=expression.device)
+    image = render_gaussians(gaussians, camera, background=background, backend=backend).image
+    features = image.permute(2, 0, 1)[None]
+    return sr(features), features
+
+
+def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config: GaussianStageConfig,
+               backend: str, vgg: VGGFeatures | None, world: int = 1) -> dict[str, float]:
+    device = stage.model.positions.device
+    j = int(torch.randint(len(data), (1,), generator=stage.generator))
+    camera, gt = augmented_view(data, j, resolution, config.augment_zoom, stage.generator, device)
+    expression = data.expression[j].to(device)
+    pose = data.pose[j].to(device) + stage.pose_offsets[j]
+    hr, features = render_frame(stage.model, stage.sr, expression, pose, camera, backend)
+    gt_hr = gt.permute(2, 0, 1)[None]
+    gt_lr = F.avg_pool2d(gt_hr, SR_FACTOR)
+    total, terms = gaussian_stage_loss(hr, features[:, :3], gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr, vgg)
+    stage.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    if world > 1:
+        for p in stage.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+    stage.optimizer.step()
+    stage.step += 1
+    return {"total": float(total.detach()), **terms}
+
+
+def save_state(stage: GaussianStage, directory: Path, extra: dict | None = None) -> None:
+    """Write the full training state atomically (temporary files renamed into place)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    opt = stage.optimizer.state_dict()
+    tensors = {f"model.{k}": v for k, v in stage.model.state_dict().items()}
+    tensors.update({f"sr.{k}": v for k, v in stage.sr.state_dict().items()})
+    tensors["pose_offsets"] = stage.pose_offsets.detach()
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{pid}.{key}"] = torch.as_tensor(value)
+    tensors["rng"] = stage.generator.get_state()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {"step": stage.step, "param_groups": opt["param_groups"], "extra": extra or {}}
+    tmp_t = directory / f".{STATE_TENSORS}.partial"
+    tmp_m = directory / f".{STATE_META}.partial"
+    save_file(tensors, str(tmp_t))
+    tmp_m.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_t, directory / STATE_TENSORS)
+    os.replace(tmp_m, directory / STATE_META)
+
+
+def has_state(directory: Path) -> bool:
+    return (directory / STATE_TENSORS).is_file() and (directory / STATE_META).is_file()
+
+
+def load_state(stage: GaussianStage, directory: Path) -> dict:
+    """Restore a state saved by `save_state` into a stage built the same way; returns its `extra`."""
+    try:
+        meta = json.loads((directory / STATE_META).read_text())
+        with safe_open(str(directory / STATE_TENSORS), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # damaged files raise several types
+        raise ValueError(f"{directory}: unreadable training state ({' '.join(str(e).split())}); "
+                         "use --restart to start over") from None
+    device = stage.model.positions.device
+    try:
+        stage.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        stage.sr.load_state_dict({k[3:]: v for k, v in tensors.items() if k.startswith("sr.")})
+        with torch.no_grad():
+            stage.pose_offsets.copy_(tensors["pose_offsets"])
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, key = k.split(".", 2)
+                state.setdefault(int(pid), {})[key] = v.to(device) if key != "step" else v
+        stage.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ValueError(f"{directory}: training state does not match this profile/dataset "
+                         f"({' '.join(str(e).split())[:200]}); use --restart to start over") from None
+    stage.generator.set_state(tensors["rng"])
+    stage.step = int(meta["step"])
+    return meta.get("extra", {})

@@ -1,0 +1,52 @@
+"""`splatcam prepare`: a video of a person to a training dataset folder.
+
+    splatcam prepare VIDEO --out DS [--size 512] [--holdout 0.1] [--max-frames N] [--fov 60]
+    splatcam prepare VIEWS_DIR --out DS [--size 512] [--holdout 0.1]     (multi-view, see below)
+
+Tracks the face (one ICT identity for the whole video, pose and expression per frame), crops one
+stable square around the head for the whole video, removes the background (MediaPipe selfie
+segmentation) and composites on white, resizes to --size, and holds out the last --holdout
+fraction of frames for evaluation. Frames without a face are dropped and counted. The folder
+format is documented in avatar/dataset.py; a folder with `calibration.json` is read as
+multi-view data (format in the same place).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("prepare", help="turn a video of a person into a training dataset",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("video", help="input video file, or a multi-view folder with calibration.json")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--size", type=int, default=512, help="side of the square frames (default 512)")
+    p.add_argument("--holdout", type=float, default=0.1, help="fraction of frames held out at the end (default 0.1)")
+    p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
+    p.add_argument("--fov", type=float, default=None, help="assumed diagonal field of view, degrees (default 60)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from avatar import dataset
+
+    source = Path(args.video)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
+
+    def progress(iterable, label, total):
+        return tqdm(iterable, desc=label, total=total or None, unit="frame")
+
+    if source.is_dir():
+        report = dataset.prepare_multiview(source, args.out, size=args.size, holdout=args.holdout,
+                                           max_frames=args.max_frames, progress=progress)
+    else:
+        report = dataset.prepare_video(source, args.out, size=args.size, holdout=args.holdout,
+                                       max_frames=args.max_frames, fov_deg=args.fov, progress=progress)
+    print(f"wrote {args.out}: {report.summary()}")
+    return 0

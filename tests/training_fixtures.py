@@ -1,0 +1,58 @@
+"""A micro dataset and profile for training tests: seconds on a CPU, no video needed."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avatar.config import TrainingConfig, get_profile
+from avatar.dataset import FORMAT_NAME, FORMAT_VERSION
+from avatar.train_config import GaussianStageConfig, MeshStageConfig, TrainProfile
+
+
+def micro_profile(steps: int = 6) -> TrainProfile:
+    base = get_profile("tiny")
+    model = replace(base.model, name="micro", num_points=300, num_mouth_points=20, sr_channels=4,
+                    exp_color_hidden=(16,), exp_attributes_hidden=(16,), exp_deform_hidden=(16, 16))
+    return TrainProfile(
+        "micro", replace(base, model=model, training=TrainingConfig(resolution=8)),
+        MeshStageConfig(resolution=16, grid_resolution=6, sdf_hidden=(16,), init_steps=5, steps=3),
+        GaussianStageConfig(steps=steps, lr_scale=10.0, checkpoint_every=3, preview_every=3, log_every=1))
+
+
+def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: int = 2) -> Path:
+    """Frames of a head-sized ellipse on white, seen by a camera that frames the canonical head."""
+    from avatar.dataset import canonical_landmarks
+    from tracking.face_model import load_face_model_data
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(frames):
+        mask = np.zeros((size, size), np.uint8)
+        cv2.ellipse(mask, (size // 2 + i % 2, size // 2), (size // 4, size // 3), 0, 0, 360, 255, -1)
+        color = np.array([200, 150 + 10 * i, 120], np.uint8)
+        img = np.where(mask[..., None] > 0, color, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), mask)
+    expression = np.clip(rng.normal(0.1, 0.1, (frames, 53)), 0, 1).astype(np.float32)
+    identity = np.zeros(100, np.float32)
+    data = load_face_model_data()
+    f = float(size)
+    arrays = dict(
+        expression=expression, rotation=np.zeros((frames, 3), np.float32),
+        translation=np.tile(np.float32([0.0, 0.1, 1.9]), (frames, 1)),
+        landmarks3d=canonical_landmarks(identity, expression, data).astype(np.float32),
+        camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
+        heldout=np.arange(frames) >= frames - heldout,
+        K=np.float32([[[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]]]), viewmat=np.eye(4, dtype=np.float32)[None],
+        identity=identity)
+    np.savez(root / "frames.npz", **arrays)
+    (root / "dataset.json").write_text(json.dumps({
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "size": size, "fps": 25.0, "source": "synthetic",
+        "frames": frames, "train": frames - heldout, "heldout": heldout, "dropped": 0, "crop": None,
+        "face_model_checksum": data.checksum}))
+    return root
