@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tracking.driving_frame import DrivingFrame
-from tracking.retarget import (NeutralCalibrator, Retargeter, chordal_mean_rotation, retarget,
+from tracking.retarget import (MAX_GAIN, NeutralCalibrator, Retargeter, chordal_mean_rotation, retarget,
                                retarget_expression)
 
 
@@ -17,7 +17,7 @@ def frame(expression, rotvec, translation) -> DrivingFrame:
 
 def test_expression_map_is_piecewise_linear_through_the_neutrals():
     rng = np.random.default_rng(0)
-    n = rng.uniform(0, 0.6, 53)
+    n = rng.uniform(0, 0.5, 53)  # up to 0.5 the slope above n, 1 / (1 - n), is within MAX_GAIN
     a = rng.uniform(0, 0.3, 53)
     a[:10] = 0.0  # the usual case: the avatar's neutral is all zeros
     for e in rng.uniform(0, 1, (20, 53)):
@@ -26,6 +26,15 @@ def test_expression_map_is_piecewise_linear_through_the_neutrals():
         np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(retarget_expression(n, n, a), a, atol=1e-6)  # neutral -> neutral
     np.testing.assert_allclose(retarget_expression(np.ones(53), n, a), 1.0, atol=1e-6)  # full stays full
+
+
+def test_slope_above_a_high_neutral_is_capped():
+    # A channel reading 0.9 at rest: jitter of 0.05 above it moves the avatar by MAX_GAIN x 0.05,
+    # not 10 x 0.05, and the channel saturates at a + (1 - a) * 0.1 * MAX_GAIN.
+    n, a = np.full(53, 0.9), np.zeros(53)
+    np.testing.assert_allclose(retarget_expression(np.full(53, 0.95), n, a), 0.05 * MAX_GAIN, atol=1e-6)
+    np.testing.assert_allclose(retarget_expression(np.ones(53), n, a), 0.1 * MAX_GAIN, atol=1e-6)
+    np.testing.assert_allclose(retarget_expression(np.full(53, 0.45), n, a), 0.0, atol=1e-6)
 
 
 def test_pose_is_relative_to_the_neutral_in_the_head_frame():

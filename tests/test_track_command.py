@@ -177,7 +177,10 @@ def test_live_tracker_agrees_with_the_offline_tracker(shared_data):
     offline = track_video(video).params
     live = LiveTracker(video.width, video.height)
     try:
-        results = [live.process(f.rgb, f.source_time) for f in video.frames()]
+        results = []
+        for f in video.frames():
+            results.append(live.process(f.rgb, f.source_time))
+            live.wait_for_identity()  # the background identity fit, made synchronous for the test
     finally:
         live.close()
     assert live.identity_ready and all(r.valid for r in results)

@@ -29,6 +29,7 @@ class FitConfig:
     identity_frames: int = 8
     identity_iterations: int = 30
     identity_prior: float = 1e-5  # L2 weight on the identity coefficients (unit-variance PCA modes)
+    identity_expression_prior_scale: float = 30.0  # expression prior x this while the identity is solved
 
     initial_damping: float = 1e-3  # LM damping, relative to the diagonal of the normal matrix
 

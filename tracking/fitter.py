@@ -169,11 +169,21 @@ class FaceFitter:
             raise ValueError("fit_identity needs at least one frame")
         obs = self._observation(np.stack(frames), camera)
         self.set_identity(np.zeros(N_IDENTITY))
-        state, _ = self._solve_frames(self._initial_pose(obs, len(frames)), obs, None,
-                                      self.config.cold_iterations)
-        identity, state = self._solve_joint(state, obs)
+        # Person-specific shape must go into the identity, not into expressions that happen to
+        # mimic it (cheekPuff and mouthPucker at ~0.7 on neutral faces otherwise): the expression
+        # prior is stronger while the identity is solved, then the frames are refitted with the
+        # normal prior for their own expressions.
+        normal_prior = self._prior
+        self._prior = normal_prior * self.config.identity_expression_prior_scale
+        try:
+            state, _ = self._solve_frames(self._initial_pose(obs, len(frames)), obs, None,
+                                          self.config.cold_iterations)
+            identity, state = self._solve_joint(state, obs)
+        finally:
+            self._prior = normal_prior
         self.set_identity(identity.numpy())
-        return self._frame_fits(state, self._evaluate(self._base[None], state, obs, None))
+        state, ev = self._solve_frames(state, obs, None, self.config.cold_iterations)
+        return self._frame_fits(state, ev)
 
     def fit_frame(self, points: np.ndarray, camera: PinholeCamera,
                   previous: FrameFit | None = None) -> FrameFit:

@@ -10,7 +10,10 @@ starts at once and settles within the window.
 onto the avatar's [0, a, 1] (n: driver neutral, a: avatar neutral, usually 0). Why a rescale and
 not `clamp(e - n, 0, 1)`: a driver whose resting face already reads eyeBlink 0.2 must still be
 able to close the avatar's eyes fully (1 -> 1), and their resting face must read as the avatar's
-(n -> a). Rotation: the driver's rotation relative to their neutral, taken in the head's own
+(n -> a). The slope above the neutral is capped at MAX_GAIN: a channel that already reads 0.9 at
+rest carries mostly fitting bias, and a 1 / (1 - n) slope would amplify its jitter tenfold (a
+neutral driver would make the avatar pucker); such a channel keeps a short, calm range instead
+of reaching 1. Rotation: the driver's rotation relative to their neutral, taken in the head's own
 frame (so a nod stays a nod about the head's ear-to-ear axis even if the driver sits off-axis),
 is applied to the avatar's neutral rotation. Translation: the driver's offset from their neutral
 position, in camera axes, is added to the avatar's neutral position.
@@ -78,14 +81,18 @@ class NeutralCalibrator:
         return self._neutral
 
 
+MAX_GAIN = 2.0  # largest slope of the map above the driver's neutral (module docstring)
+
+
 def retarget_expression(expression: np.ndarray, driver_neutral: np.ndarray,
                         avatar_neutral: np.ndarray) -> np.ndarray:
-    """Per channel, the piecewise-linear map [0, n, 1] -> [0, a, 1] (module docstring)."""
+    """Per channel, the piecewise-linear map [0, n, 1] -> [0, a, 1], slope above n capped at
+    MAX_GAIN (module docstring)."""
     e = np.clip(np.asarray(expression, np.float64), 0.0, 1.0)
     n = np.clip(np.asarray(driver_neutral, np.float64), 0.0, 1.0)
     a = np.clip(np.asarray(avatar_neutral, np.float64), 0.0, 1.0)
     below = a * e / np.maximum(n, 1e-6)
-    above = a + (1 - a) * (e - n) / np.maximum(1 - n, 1e-6)
+    above = a + (1 - a) * (e - n) * np.minimum(1.0 / np.maximum(1 - n, 1e-6), MAX_GAIN)
     return np.where(e < n, np.minimum(below, a), np.clip(above, a, 1.0)).astype(np.float32)
 
 

@@ -14,6 +14,7 @@ The camera is a pinhole of `fit.fov_deg` (diagonal) centred in the frame (tracki
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +215,9 @@ class LiveTracker:
 
     Without the whole video at hand, the identity is fitted once from the first `identity_frames`
     faces seen at least `identity_spacing_s` apart; until then frames are fitted with the average
-    identity (all zeros), so driving starts with the first face.
+    identity (all zeros), so driving starts with the first face. The identity solve takes a second
+    or more on a CPU, so it runs on a second fitter in a background thread while frames keep
+    being tracked; the next frame after it finishes switches to the new identity.
     """
 
     def __init__(self, width: int, height: int, config: TrackConfig = TrackConfig(),
@@ -231,16 +234,33 @@ class LiveTracker:
         self.stepper = FrameStepper(self.fitter, self.points, self.camera, config)
         self.backend = create_backend(config.landmarks) if backend is None else backend
         self.identity_spacing_s = identity_spacing_s
+        self._data = data
         self._identity_samples: list[np.ndarray] = []
         self._last_sample = -np.inf
+        self._identity_thread: threading.Thread | None = None
+        self._identity_result: np.ndarray | None = None
+        self._identity_error: BaseException | None = None
         self.identity_ready = False
 
     def process(self, rgb: np.ndarray, timestamp: float) -> FrameResult:
         """Track one RGB frame taken at `timestamp` seconds."""
+        self._adopt_identity()
         points = detect_frame(self.backend, rgb, timestamp, self.config.max_side)
-        if points is not None and not self.identity_ready:
+        if points is not None and not self.identity_ready and self._identity_thread is None:
             self._collect_identity(points, timestamp)
         return self.stepper.step(points, timestamp)
+
+    @property
+    def identity_pending(self) -> bool:
+        """An identity fit is running in the background."""
+        return self._identity_thread is not None
+
+    def wait_for_identity(self, timeout: float | None = None) -> bool:
+        """Block until a started identity fit has finished and been adopted (tests, benchmarks)."""
+        if self._identity_thread is not None:
+            self._identity_thread.join(timeout)
+        self._adopt_identity()
+        return self.identity_ready
 
     def _collect_identity(self, points: np.ndarray, timestamp: float) -> None:
         if timestamp - self._last_sample < self.identity_spacing_s:
@@ -248,12 +268,35 @@ class LiveTracker:
         self._identity_samples.append(self.points.select(points))
         self._last_sample = timestamp
         if len(self._identity_samples) >= self.config.fit.identity_frames:
-            self.fitter.fit_identity(self._identity_samples, self.camera)
-            self.identity_ready = True
-            self._identity_samples = []
-            self.stepper.restart()  # the shape changed: start the fit and the smoothing afresh
+            samples, self._identity_samples = self._identity_samples, []
+            self._identity_thread = threading.Thread(target=self._fit_identity, args=(samples,),
+                                                     name="splatcam-identity", daemon=True)
+            self._identity_thread.start()
+
+    def _fit_identity(self, samples: list[np.ndarray]) -> None:
+        try:
+            p = self.points
+            fitter = FaceFitter(self._data, p.vertex_ids, p.barycentric, p.weights, self.config.fit)
+            fitter.fit_identity(samples, self.camera)
+            self._identity_result = fitter.identity.numpy().copy()
+        except BaseException as e:  # noqa: BLE001 - handed to the tracking thread
+            self._identity_error = e
+
+    def _adopt_identity(self) -> None:
+        thread = self._identity_thread
+        if thread is None or thread.is_alive():
+            return
+        self._identity_thread = None
+        if self._identity_error is not None:
+            error, self._identity_error = self._identity_error, None
+            raise error
+        self.fitter.set_identity(self._identity_result)
+        self.identity_ready = True
+        self.stepper.restart()  # the shape changed: start the fit and the smoothing afresh
 
     def close(self) -> None:
+        if self._identity_thread is not None:
+            self._identity_thread.join()
         self.backend.close()
 
 

@@ -1,0 +1,178 @@
+"""`splatcam reenact`: drive an avatar offline with a face video (cross-identity).
+
+    splatcam reenact [--avatar DIR|demo] --driver VIDEO --out OUT.mp4 [--side-by-side]
+                     [--backend cpu|gsplat] [--start N] [--frames N] [--neutral calmest|first-second]
+
+1. The driver video (or the clip --start/--frames of it) is tracked (tracking.tracker.track_video:
+   identity once, then expression and head pose per frame, smoothed).
+2. Relative retargeting (tracking/retarget.py): the driver's neutral maps onto the avatar's
+   neutral, so another person's resting face and head position become the avatar's. The
+   driver neutral is taken from the video itself, before rendering (offline we can look ahead):
+   `calmest` (default) uses the one-second window of tracked frames whose expression weights are
+   lowest on average (robust to a driver who starts mid-smile); `first-second` uses the first
+   second of tracked frames, as the live loop does. Either way it is the per-channel median
+   expression, median translation and chordal mean rotation of those frames
+   (retarget.NeutralCalibrator). The avatar's neutral is expression 0, rotation 0 (frontal) and
+   its `anchor_translation` (where its camera frames the head).
+3. Every driver frame gives one output frame (generator -> rasterizer -> SR); frames without a
+   face hold the nearest earlier tracked frame (render.held_frame_index). `--side-by-side`
+   puts the driver frame, scaled to the avatar's height, to the left of the avatar.
+`--avatar demo` (the default) is the built-in mannequin, built into the user cache on first use.
+The output is written atomically (runtime.video_writer.VideoWriter).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from runtime.commands.render import held_frame_index
+
+NEUTRALS = ("calmest", "first-second")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("reenact", help="drive an avatar with a face video, offline, to MP4",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--avatar", default="demo", help="avatar directory, or 'demo' for the built-in mannequin (default)")
+    p.add_argument("--driver", required=True, help="driving face video")
+    p.add_argument("--out", required=True, help="output video, .mp4")
+    p.add_argument("--side-by-side", action="store_true", help="put the driver frame beside the avatar")
+    p.add_argument("--backend", choices=["cpu", "gsplat"], default="cpu",
+                   help="rasterizer: cpu (any machine) or gsplat (CUDA)")
+    p.add_argument("--start", type=int, default=0, help="first driver frame to use (default 0)")
+    p.add_argument("--frames", type=int, default=None, help="number of driver frames to use (default: all)")
+    p.add_argument("--neutral", choices=NEUTRALS, default="calmest",
+                   help="which driver frames define their neutral face (default: calmest second)")
+    p.set_defaults(func=run)
+
+
+def driver_neutral(expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray, valid: np.ndarray,
+                   fps: float, how: str):
+    """The driver's neutral DrivingFrame from a tracked sequence (see the module docstring)."""
+    from tracking.driving_frame import DrivingFrame
+    from tracking.retarget import NeutralCalibrator
+
+    good = np.flatnonzero(valid)
+    window = max(1, int(round(fps)))
+    if how == "first-second" or len(good) <= window:
+        chosen = good[:window]
+    elif how == "calmest":
+        # Mean expression energy of each run of `window` consecutive tracked frames.
+        energy = np.abs(expression[good]).sum(1)
+        means = np.convolve(energy, np.ones(window) / window, mode="valid")
+        first = int(np.argmin(means))
+        chosen = good[first:first + window]
+    else:
+        raise ValueError(f"--neutral must be one of {', '.join(NEUTRALS)}, got {how!r}")
+    calibrator = NeutralCalibrator(duration_s=len(chosen) / fps + 1.0)  # window covers all chosen frames
+    for i in chosen:
+        calibrator.add(DrivingFrame(expression[i], rotation[i], translation[i]), float(i) / fps)
+    return calibrator.neutral
+
+
+def retargeted_sequence(params, anchor_translation: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 53) expressions and (T, 6) poses for the avatar, one per driver frame."""
+    from tracking.driving_frame import DrivingFrame
+    from tracking.retarget import retarget
+
+    neutral = driver_neutral(params.expression, params.rotation, params.translation, params.valid,
+                             params.fps, how)
+    avatar_neutral = DrivingFrame(np.zeros_like(params.expression[0]), np.zeros(3, np.float32),
+                                  np.asarray(anchor_translation, np.float32))
+    index = held_frame_index(params.valid)
+    expressions, poses = [], []
+    for i in index:
+        out = retarget(DrivingFrame(params.expression[i], params.rotation[i], params.translation[i]),
+                       neutral, avatar_neutral)
+        expressions.append(out.expression)
+        poses.append(np.concatenate([out.rotation, out.translation]))
+    return np.asarray(expressions, np.float32), np.asarray(poses, np.float32)
+
+
+def side_by_side(driver_rgb: np.ndarray, avatar_rgb: np.ndarray) -> np.ndarray:
+    """The driver frame scaled to the avatar's height, left of the avatar."""
+    import cv2
+
+    h = avatar_rgb.shape[0]
+    w = max(1, round(driver_rgb.shape[1] * h / driver_rgb.shape[0]))
+    scaled = cv2.resize(driver_rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return np.concatenate([scaled, avatar_rgb], 1)
+
+
+def resolve_avatar(name: str) -> Path:
+    """'demo' -> the built-in mannequin (built on first use); anything else is a directory."""
+    if name == "demo":
+        from avatar.demo_avatar import ensure_demo_avatar
+
+        return ensure_demo_avatar(progress=True)
+    return Path(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from avatar.checkpoint import load_avatar
+    from avatar.super_resolution import SR_FACTOR
+    from runtime.commands.track import DEFAULT_FOV
+    from runtime.video_writer import VideoWriter
+    from tracking.fit_config import FitConfig
+    from tracking.tracker import TrackConfig, track_video
+    from tracking.video_frames import open_video
+
+    if not str(args.out).lower().endswith(".mp4"):
+        raise ValueError(f"{args.out}: output video must end in .mp4")
+    if args.start < 0 or (args.frames is not None and args.frames < 1):
+        raise ValueError("--start must be >= 0 and --frames >= 1")
+    if args.backend == "gsplat" and not torch.cuda.is_available():
+        raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
+    video = open_video(args.driver)  # fails fast on a missing file or a non-video
+    if video.frame_count and args.start >= video.frame_count:
+        raise ValueError(f"{args.driver}: --start {args.start} is past the last frame ({video.frame_count} frames)")
+    if args.start or args.frames is not None:
+        count = args.frames if args.frames is not None else max(1, video.frame_count - args.start)
+        video = video.clip(args.start, count)
+    avatar_dir = resolve_avatar(args.avatar)
+    avatar = load_avatar(avatar_dir)
+
+    def progress(frames):
+        return tqdm(frames, total=video.frame_count or None, desc="track", unit="frame")
+
+    result = track_video(video, TrackConfig(fit=FitConfig(fov_deg=DEFAULT_FOV)), progress=progress)
+    if result.detections.interrupted:
+        raise KeyboardInterrupt
+    params = result.params
+    if params.num_frames == 0:
+        raise ValueError(f"{args.driver}: no frames to read")
+    if not params.valid.any():
+        raise ValueError(f"{args.driver}: no face found in any frame; nothing to drive the avatar with")
+    print(result.missing_report())
+    expressions, poses = retargeted_sequence(params, avatar.anchor_translation.numpy(), args.neutral)
+
+    device = "cuda" if args.backend == "gsplat" else "cpu"
+    from avatar.raster import render_gaussians  # after the checks: bad input fails without the rasterizer
+
+    avatar.to(device)
+    avatar.model.eval()
+    avatar.sr.eval()
+    background = torch.ones(avatar.config.color_channels, device=device)
+    expression = torch.from_numpy(expressions).to(device)
+    pose = torch.from_numpy(poses).to(device)
+    height = SR_FACTOR * avatar.camera.height
+    width = SR_FACTOR * avatar.camera.width
+    if args.side_by_side:
+        width += max(1, round(video.width * height / video.height))
+    driver_frames = video.frames() if args.side_by_side else None
+    with torch.no_grad(), VideoWriter(args.out, params.fps, width, height) as writer:
+        for t in tqdm(range(params.num_frames), desc="render", unit="frame"):
+            gaussians = avatar.model(expression[t], pose[t])
+            rendered = render_gaussians(gaussians, avatar.camera, background=background, backend=args.backend)
+            rgb = avatar.sr(rendered.image.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+            frame = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            if driver_frames is not None:
+                frame = side_by_side(next(driver_frames).rgb, frame)
+            writer.write(frame)
+    print(f"wrote {writer.frames_written} frames ({writer.width}x{writer.height}, {params.fps:g} fps) to {args.out}")
+    return 0
