@@ -174,6 +174,7 @@ def save_correspondence(c: Correspondence, path: str | os.PathLike = DEFAULT_PAT
     try:
         np.savez(tmp, mediapipe_ids=c.mediapipe_ids, vertex_ids=c.vertex_ids, barycentric=c.barycentric,
                  weights=c.weights, face_model_checksum=np.array(c.face_model_checksum))
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; this is ordinary package data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

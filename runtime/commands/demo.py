@@ -121,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
             tracker = LiveTracker(source.width, source.height)
         sinks, window, outputs = open_sinks(stack, want, renderer.width, renderer.height, fps)
         config = LiveConfig(fps=fps)
-        driver = LiveDriver(avatar_neutral(avatar), config.calibration_s, config.hold_s, config.ease_s,
-                            config.recover_s)
+        driver = LiveDriver.from_config(avatar_neutral(avatar), config)
         loop = LiveLoop(source, tracker, driver, renderer, sinks, window, config)
         print(f"demo: {renderer.width}x{renderer.height} at {fps:g} fps -> {', '.join(outputs)}; Ctrl+C stops",
               file=sys.stderr)
