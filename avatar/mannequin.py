@@ -58,7 +58,7 @@ from avatar.super_resolution import SR_FACTOR, SuperResolution
 from tracking.face_model import FaceModelData, load_face_model_data
 from tracking.params import N_EXPRESSION, expression_index
 
-MANNEQUIN_VERSION = 5  # bump whenever the build changes: cached demo avatars are then rebuilt
+MANNEQUIN_VERSION = 6  # bump whenever the build changes: cached demo avatars are then rebuilt
 
 # Material classes (one-hot feature channels 3 .. 3 + len(CLASSES)).
 CLASSES = ("skin", "lips", "brow", "mouth", "socket", "sclera", "iris", "pupil")
@@ -398,12 +398,15 @@ def fit_expression_deformation(model: GaussianHeadModel, surface: MannequinSurfa
         x_enc = positional_encoding(model.positions, c.pos_freqs)
         lam = model.blend()[0]
         rest = torch.as_tensor(surface.points)
-    # Most of the head barely moves: sample points in proportion to how far the 53 expressions,
-    # one at a time at full weight, move them (gaze included), plus a floor, so the MLP's
-    # capacity goes where the motion is.
+    # Most of the head barely moves: sample points where the motion is. Each of the 53
+    # expressions (one at a time at full weight, gaze included) gets the same share of the
+    # samples, spread over the points in proportion to how far it moves them, so a blink's few
+    # eyelid points are seen as often as the jaw's thousands; plus a floor everywhere.
     with torch.no_grad():
-        reach = (surface.deformed(torch.eye(N_EXPRESSION)) - rest).norm(dim=-1).sum(0)
-    weights = reach + 0.1 * reach.mean()
+        motion = (surface.deformed(torch.eye(N_EXPRESSION)) - rest).norm(dim=-1)  # (53, N)
+        share = motion / motion.sum(1, keepdim=True).clamp_min(1e-12)
+    weights = share.sum(0)
+    weights = weights + 0.1 * weights.mean()
     groups = 64
     per = spec.deform_batch // groups
     err = float("nan")

@@ -18,13 +18,16 @@ from tracking.face_model import load_face_model_data
 from tracking.procedural import DURATION_S
 
 
-def mouth_box(avatar_dir) -> tuple[slice, slice]:
-    """Pixel box of the output around the avatar's lips: ICT's 20 lip landmarks of the mean head,
-    at the avatar's neutral pose (facing its camera at its anchor), projected and scaled to the
-    SR output, with a margin of half the mouth's size."""
+LIPS, EYES = slice(48, 68), slice(36, 48)  # iBUG-68 landmark ranges
+
+
+def mouth_box(avatar_dir, landmarks: slice = LIPS) -> tuple[slice, slice]:
+    """Pixel box of the output around some of the avatar's landmarks (default: the 20 lip
+    landmarks) of ICT's mean head, at the avatar's neutral pose (facing its camera at its
+    anchor), projected and scaled to the SR output, with a margin of half the box's size."""
     avatar = load_avatar(avatar_dir)
     data = load_face_model_data()
-    lips = data.neutral[data.landmarks68[48:68]] + avatar.anchor_translation.numpy()
+    lips = data.neutral[data.landmarks68[landmarks]] + avatar.anchor_translation.numpy()
     cam = lips @ avatar.camera.viewmat[:3, :3].numpy().T + avatar.camera.viewmat[:3, 3].numpy()
     pix = (cam / cam[:, 2:]) @ avatar.camera.K.numpy().T
     lo, hi = pix[:, :2].min(0), pix[:, :2].max(0)
@@ -79,3 +82,6 @@ def test_poster_shows_the_script(demo_avatar, tmp_path):
     rows, cols = mouth_box(demo_avatar)
     jaw_open = np.abs(tiles[3][rows, cols] - tiles[0][rows, cols]).mean()
     assert jaw_open > 0.02  # the same render twice differs by 0
+    rows, cols = mouth_box(demo_avatar, EYES)
+    blink = np.abs(tiles[2][rows, cols] - tiles[0][rows, cols]).mean()
+    assert blink > 0.01, blink
