@@ -42,6 +42,7 @@ against the sha256 of that release.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -54,6 +55,7 @@ import numpy as np
 
 from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
 from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES
+from tracking.native_log import HUSHED_FACE_FRAMES, quiet_native_stderr
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION
 from tracking.pinhole import PinholeCamera
 
@@ -235,11 +237,13 @@ class FaceLandmarkerTracker:
             base_options=mp_tasks.BaseOptions(model_asset_path=str(model)),
             running_mode=vision.RunningMode.VIDEO, num_faces=1,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_stderr():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self.fov_deg = fov_deg
         self.max_side = max_side
         self._mapping: BlendshapeMapping | None = None
         self._last_ms = -1
+        self._hushed_faces = 0
 
     def process(self, rgb: np.ndarray, timestamp_ms: int) -> BlendshapeFrame | None:
         """Track one RGB uint8 frame; None when there is no face."""
@@ -254,8 +258,12 @@ class FaceLandmarkerTracker:
         # VIDEO mode rejects a timestamp that does not increase (rounded ms can repeat).
         timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)
         self._last_ms = timestamp_ms
-        result = self._landmarker.detect_for_video(
-            mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small)), timestamp_ms)
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small))
+        # The first frames with a face print the runtime's start-up notices (tracking/native_log.py).
+        hush = self._hushed_faces < HUSHED_FACE_FRAMES
+        with quiet_native_stderr() if hush else contextlib.nullcontext():
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
+        self._hushed_faces += bool(result.face_landmarks)
         if not result.face_landmarks or not result.face_blendshapes or not result.facial_transformation_matrixes:
             return None
         categories = result.face_blendshapes[0]

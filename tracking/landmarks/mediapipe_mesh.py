@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracking.landmarks.base import MEDIAPIPE_478, BackendUnavailable, Landmarks
+from tracking.native_log import HUSHED_FACE_FRAMES, quiet_native_stderr
 
 
 class MediaPipeMeshBackend:
@@ -18,15 +19,24 @@ class MediaPipeMeshBackend:
         except ImportError as e:
             raise BackendUnavailable(f"MediaPipe is not installed ({e}); pip install mediapipe==0.10.21") from None
         # Tracking mode reuses the previous frame's face box: faster and steadier on video.
-        self._mesh = face_mesh.FaceMesh(static_image_mode=static_image_mode, max_num_faces=1,
-                                        refine_landmarks=True,
-                                        min_detection_confidence=min_detection_confidence,
-                                        min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_stderr():
+            self._mesh = face_mesh.FaceMesh(static_image_mode=static_image_mode, max_num_faces=1,
+                                            refine_landmarks=True,
+                                            min_detection_confidence=min_detection_confidence,
+                                            min_tracking_confidence=min_tracking_confidence)
+            # A first (faceless) frame starts the graph now, while its notices are hushed.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._hushed_faces = 0  # the landmark model's first runs (frames with a face) print more
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> Landmarks | None:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        result = self._mesh.process(np.ascontiguousarray(rgb))
+        if self._hushed_faces >= HUSHED_FACE_FRAMES:
+            result = self._mesh.process(np.ascontiguousarray(rgb))
+        else:
+            with quiet_native_stderr():
+                result = self._mesh.process(np.ascontiguousarray(rgb))
+            self._hushed_faces += bool(result.multi_face_landmarks)
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
