@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 VGG16_FILE = "vgg16-397923af.pth"
 # ImageNet statistics the VGG weights were trained with.

@@ -20,7 +20,6 @@ import csv
 import json
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator

@@ -26,12 +26,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
+from avatar.camera import Camera
 from avatar.config import TrainingConfig
 from avatar.head_model import GaussianHeadModel
 from avatar.losses import VGGFeatures, gaussian_stage_loss
@@ -80,7 +80,7 @@ class GaussianStage:
 
 
 def augmented_view(data: TrainingData, j: int, resolution: int, zoom_max: float, generator: torch.Generator,
-                   device) -> tuple["Camera", torch.Tensor]:
+                   device) -> tuple[Camera, torch.Tensor]:
     """Sample j's camera at `resolution` and its ground truth at SR_FACTOR x, randomly zoomed and cropped."""
     from avatar.camera import Camera
 

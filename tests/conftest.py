@@ -43,3 +43,16 @@ def demo_avatar(tmp_path_factory) -> Path:
         pytest.skip(f"the demo avatar needs the ICT face model: {e}")
     except PermissionError:
         return ensure_demo_avatar(progress=False, directory=tmp_path_factory.mktemp("demo") / "demo_avatar")
+
+
+@pytest.fixture
+def fake_virtual_camera():
+    """tests/fake_virtual_camera.py registered as a pyvirtualcam backend for one test."""
+    import pyvirtualcam
+
+    from tests.fake_virtual_camera import FakeVirtualCamera
+
+    pyvirtualcam.register_backend(FakeVirtualCamera.NAME, FakeVirtualCamera)
+    FakeVirtualCamera.instances.clear()
+    yield FakeVirtualCamera
+    pyvirtualcam.camera.BACKENDS.pop(FakeVirtualCamera.NAME)

@@ -15,7 +15,8 @@ from runtime.video_writer import VideoWriter
 from tracking.blendshapes import (
     FACE_LANDMARKER_SHA256, ICT_ORIGIN_IN_MEDIAPIPE_CM, MEDIAPIPE_BLENDSHAPE_NAMES, MEDIAPIPE_TO_ICT,
     POSE_ANCHOR_IN_MEDIAPIPE_CM, BlendshapeMapping, FaceLandmarkerTracker, ModelChecksumError, check_model,
-    download_model, face_landmarker_model, file_sha256, head_pose_from_matrix, mediapipe_focal)
+    download_model, face_landmarker_model, head_pose_from_matrix, mediapipe_focal)
+from tracking.face_model import file_checksum
 from tracking.correspondence import read_canonical_mesh
 from tracking.face_model import FaceModel, load_face_model_data
 from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
@@ -54,7 +55,7 @@ def test_mapping_follows_names_not_positions():
 
 def test_checksum_accepts_the_release_and_rejects_a_corrupted_copy(shared_data, tmp_path):
     good = shared_data / "mediapipe" / "face_landmarker.task"
-    assert file_sha256(good) == FACE_LANDMARKER_SHA256
+    assert file_checksum(good) == FACE_LANDMARKER_SHA256
     assert check_model(good) == good
     bad = tmp_path / "face_landmarker.task"
     data = bytearray(good.read_bytes())
@@ -75,7 +76,7 @@ def test_download_is_checked_before_it_lands(shared_data, tmp_path):
     with pytest.raises(ModelChecksumError):
         download_model(corrupt.as_uri(), cache)
     assert list(cache.iterdir()) == []  # neither the file nor a partial one
-    assert file_sha256(download_model(good.as_uri(), cache)) == FACE_LANDMARKER_SHA256
+    assert file_checksum(download_model(good.as_uri(), cache)) == FACE_LANDMARKER_SHA256
     with pytest.raises(FileNotFoundError, match="put the file in"):
         download_model((tmp_path / "nowhere.task").as_uri(), tmp_path / "other")
 

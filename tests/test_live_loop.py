@@ -34,31 +34,6 @@ from tracking.tracker import FrameResult
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = 64  # the live output side used in these tests (a 16 x 16 render)
-FAKE = "splatcam-live-test"
-
-
-class FakeCamera:
-    """pyvirtualcam 0.15's backend interface; keeps every frame and when it arrived."""
-
-    instances = []
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.frames, self.times, self.closed = [], [], 0
-        FakeCamera.instances.append(self)
-
-    def send(self, frame):
-        self.times.append(time.perf_counter())
-        self.frames.append(frame.copy())
-
-    def close(self):
-        self.closed += 1
-
-    def device(self):
-        return "fake0"
-
-    def native_fourcc(self):
-        return self.fourcc
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,14 +44,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def fake_camera():
-    pyvirtualcam.register_backend(FAKE, FakeCamera)
-    FakeCamera.instances.clear()
-    yield FakeCamera
-    pyvirtualcam.camera.BACKENDS.pop(FAKE)
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +84,17 @@ def decoded_frames(path):
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_camera, tracker, demo_avatar, d0, tmp_path):
+def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_virtual_camera, tracker, demo_avatar, d0, tmp_path):
     fps, frames = 5.0, 12
     out = tmp_path / "live.mp4"
     logged, drives = [], []
-    sinks = [VirtualCameraSink(OUT, OUT, fps, backend=FAKE), FileSink(out, fps)]
+    sinks = [VirtualCameraSink(OUT, OUT, fps, backend=fake_virtual_camera.NAME), FileSink(out, fps)]
     config = LiveConfig(fps=fps, max_frames=frames, report_after_frames=5)
     loop = make_loop(VideoFileSource(d0, pace=True, loop=True), tracker, demo_avatar, sinks, config,
                      log=logged.append, on_frame=lambda frame, result, drive: drives.append(drive))
     report = loop.run()
 
-    camera = fake_camera.instances[0]
+    camera = fake_virtual_camera.instances[0]
     assert camera.closed == 1 and camera.fourcc == pyvirtualcam.util.encode_fourcc(pyvirtualcam.PixelFormat.RGB.value)
     assert (camera.width, camera.height, camera.fps) == (OUT, OUT, fps)
     assert report.frames == len(camera.frames) == frames and not report.interrupted
@@ -154,9 +121,9 @@ def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_camera, tra
     assert any("delay it by" in line for line in logged), logged
 
 
-def test_ctrl_c_closes_everything_and_finalises_the_file(fake_camera, tracker, demo_avatar, d0, tmp_path):
+def test_ctrl_c_closes_everything_and_finalises_the_file(fake_virtual_camera, tracker, demo_avatar, d0, tmp_path):
     out = tmp_path / "live.mp4"
-    sinks = [VirtualCameraSink(OUT, OUT, 25, backend=FAKE), FileSink(out, 25)]
+    sinks = [VirtualCameraSink(OUT, OUT, 25, backend=fake_virtual_camera.NAME), FileSink(out, 25)]
     # The overlapped path (render worker thread), which CUDA uses, run here on the CPU.
     loop = make_loop(VideoFileSource(d0, pace=True), tracker, demo_avatar, sinks,
                      LiveConfig(overlap=True, report_after_frames=0))
@@ -168,8 +135,8 @@ def test_ctrl_c_closes_everything_and_finalises_the_file(fake_camera, tracker, d
     finally:
         timer.cancel()
     assert report.interrupted and report.frames > 3
-    assert fake_camera.instances[0].closed == 1
-    assert len(fake_camera.instances[0].frames) == report.frames
+    assert fake_virtual_camera.instances[0].closed == 1
+    assert len(fake_virtual_camera.instances[0].frames) == report.frames
     assert len(decoded_frames(out)) == report.frames
     assert not out.with_name(f".{out.name}.partial.mp4").exists()
     time.sleep(0.2)

@@ -1,6 +1,5 @@
 """Output sinks: virtual camera (through a registered fake pyvirtualcam backend), file, window, null."""
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,45 +25,8 @@ def d0_frames(shared_data):
 
 # ---------------------------------------------------------------- virtual camera
 
-class FakeBackend:
-    """A pyvirtualcam backend (0.15 interface) that keeps what it receives.
-
-    A real virtual camera device (v4l2loopback) cannot exist on this machine, so the sink is
-    checked against this backend, registered the way pyvirtualcam registers its own.
-    """
-
-    instances = []
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self._device = device or "fake0"
-        self.frames, self.times, self.closed = [], [], 0
-        FakeBackend.instances.append(self)
-
-    def send(self, frame):
-        self.times.append(time.perf_counter())
-        self.frames.append(frame.copy())
-
-    def close(self):
-        self.closed += 1
-
-    def device(self):
-        return self._device
-
-    def native_fourcc(self):
-        return self.fourcc
-
-
-@pytest.fixture
-def fake_backend():
-    pyvirtualcam.register_backend("splatcam-test", FakeBackend)
-    FakeBackend.instances.clear()
-    yield FakeBackend
-    pyvirtualcam.camera.BACKENDS.pop("splatcam-test")
-
-
-def test_virtual_camera_sends_rgb_frames_of_the_right_size(fake_backend, d0_frames):
-    with VirtualCameraSink(128, 128, 25, backend="splatcam-test", device="fake7") as sink:
+def test_virtual_camera_sends_rgb_frames_of_the_right_size(fake_virtual_camera, d0_frames):
+    with VirtualCameraSink(128, 128, 25, backend=fake_virtual_camera.NAME, device="fake7") as sink:
         assert sink.device == "fake7"
         for rgb in d0_frames:
             sink.send(rgb)
@@ -72,7 +34,7 @@ def test_virtual_camera_sends_rgb_frames_of_the_right_size(fake_backend, d0_fram
             sink.send(np.zeros((64, 64, 3), np.uint8))
         with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
             sink.send(np.zeros((128, 128, 3), np.float32))
-    backend = fake_backend.instances[0]
+    backend = fake_virtual_camera.instances[0]
     assert backend.fourcc == encode_fourcc(pyvirtualcam.PixelFormat.RGB.value)
     assert (backend.width, backend.height, backend.fps, backend.closed) == (128, 128, 25, 1)
     assert sink.frames_sent == len(backend.frames) == len(d0_frames)
@@ -80,15 +42,15 @@ def test_virtual_camera_sends_rgb_frames_of_the_right_size(fake_backend, d0_fram
         np.testing.assert_array_equal(received.reshape(128, 128, 3), sent)
 
 
-def test_virtual_camera_paced_sends_at_the_requested_rate(fake_backend, d0_frames):
-    with VirtualCameraSink(128, 128, 50, backend="splatcam-test", pace=True) as sink:
+def test_virtual_camera_paced_sends_at_the_requested_rate(fake_virtual_camera, d0_frames):
+    with VirtualCameraSink(128, 128, 50, backend=fake_virtual_camera.NAME, pace=True) as sink:
         for rgb in d0_frames:
             sink.send(rgb)
-    interval = np.diff(fake_backend.instances[0].times).mean()
+    interval = np.diff(fake_virtual_camera.instances[0].times).mean()
     assert 0.8 / 50 < interval < 1.5 / 50, f"mean interval {interval * 1000:.1f} ms at 50 fps"
 
 
-def test_virtual_camera_unknown_backend(fake_backend):
+def test_virtual_camera_unknown_backend(fake_virtual_camera):
     with pytest.raises(ValueError, match="unknown virtual camera backend 'nope'"):
         VirtualCameraSink(64, 64, 30, backend="nope")
 

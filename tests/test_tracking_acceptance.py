@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA
 from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
 from tracking.params import expression_index
 from tracking.track_metrics import calmest_second_jitter, landmark_errors

@@ -43,7 +43,6 @@ against the sha256 of that release.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import urllib.request
@@ -54,7 +53,7 @@ import cv2
 import numpy as np
 
 from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
-from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES
+from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES, file_checksum
 from tracking.native_log import HUSHED_FACE_FRAMES, quiet_native_stderr
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION
 from tracking.pinhole import PinholeCamera
@@ -128,16 +127,8 @@ class BlendshapeMapping:
         return np.clip(np.asarray(scores, np.float32)[self._source], 0.0, 1.0)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_model(path: Path) -> Path:
-    got = file_sha256(path)
+    got = file_checksum(path)
     if got != FACE_LANDMARKER_SHA256:
         raise ModelChecksumError(
             f"{path}: sha256 {got[:16]}... is not the Face Landmarker bundle this version expects "
