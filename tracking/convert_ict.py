@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from tracking.npz_file import write_npz_atomic
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, N_LANDMARKS
 
 ICT_VERTEX_COUNT = 26719
@@ -204,14 +205,5 @@ def convert_ict(folder: str | os.PathLike, allow_partial: bool = False,
 
 
 def write_face_model(path: str | os.PathLike, model: ConvertedModel) -> None:
-    """Write atomically: a temporary file beside the target, renamed into place when complete."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"{path}: face model file must end in .npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.npz")
-    try:
-        np.savez(tmp, **model.arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write atomically (tracking/npz_file.py)."""
+    write_npz_atomic(path, "face model", **model.arrays)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES, FaceModelData
 from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
+from tracking.npz_file import write_npz_atomic
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "mediapipe_to_ict.npz"
 CANONICAL_MESH_FILE = "mediapipe/geometry_pipeline_metadata_landmarks.pbtxt"
@@ -166,20 +166,10 @@ def build_correspondence(data: FaceModelData, mediapipe_vertices: np.ndarray,
 
 
 def save_correspondence(c: Correspondence, path: str | os.PathLike = DEFAULT_PATH) -> Path:
-    """Atomic write: a crash never leaves a truncated file where the tracker looks."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, mediapipe_ids=c.mediapipe_ids, vertex_ids=c.vertex_ids, barycentric=c.barycentric,
-                 weights=c.weights, face_model_checksum=np.array(c.face_model_checksum))
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; this is ordinary package data
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Atomic write (tracking/npz_file.py): a crash never leaves a truncated file where the tracker looks."""
+    return write_npz_atomic(path, "correspondence", mediapipe_ids=c.mediapipe_ids, vertex_ids=c.vertex_ids,
+                            barycentric=c.barycentric, weights=c.weights,
+                            face_model_checksum=np.array(c.face_model_checksum))
 
 
 def load_correspondence(path: str | os.PathLike = DEFAULT_PATH) -> Correspondence:

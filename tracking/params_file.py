@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracking.npz_file import write_npz_atomic
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY
 
 REQUIRED = ("expression", "rotation", "translation", "identity", "valid", "fps", "expression_names")
@@ -67,19 +68,10 @@ def _problem(a: dict) -> str | None:
 
 
 def write_params(path: str | os.PathLike, seq: ParamsSequence) -> None:
-    """Write atomically: a temporary file beside the target, renamed into place when complete."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"{path}: params file must end in .npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.npz")
-    try:
-        np.savez(tmp, expression=seq.expression, rotation=seq.rotation, translation=seq.translation,
-                 identity=seq.identity, valid=seq.valid, fps=np.float64(seq.fps),
-                 expression_names=np.array(EXPRESSION_NAMES))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write atomically (tracking/npz_file.py)."""
+    write_npz_atomic(path, "params", expression=seq.expression, rotation=seq.rotation,
+                     translation=seq.translation, identity=seq.identity, valid=seq.valid,
+                     fps=np.float64(seq.fps), expression_names=np.array(EXPRESSION_NAMES))
 
 
 def read_params(path: str | os.PathLike) -> ParamsSequence:

@@ -1,0 +1,23 @@
+"""Writing .npz files that are either complete or absent: a temporary file beside the target,
+renamed into place only once written (an interrupt or a full disk leaves the old file, or none)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def write_npz_atomic(path: str | os.PathLike, what: str, **arrays) -> Path:
+    """Save `arrays` to `path` (which must end in .npz; `what` names the file in the error)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"{path}: {what} file must end in .npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
