@@ -56,3 +56,14 @@ def fake_virtual_camera():
     FakeVirtualCamera.instances.clear()
     yield FakeVirtualCamera
     pyvirtualcam.camera.BACKENDS.pop(FakeVirtualCamera.NAME)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for a test: many small ops (training steps, the live loop beside
+    MediaPipe's threads) stall on a second thread of two shared cores, and single-threaded
+    reductions sum in a fixed order, so two identical runs agree to the last bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,7 +15,6 @@ import av
 import numpy as np
 import pytest
 import pyvirtualcam
-import torch
 from scipy.spatial.transform import Rotation, Slerp
 
 from avatar.checkpoint import load_avatar
@@ -36,14 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = 64  # the live output side used in these tests (a 16 x 16 render)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The loop runs the tracker (MediaPipe's threads, the decoder's) beside torch on two cores;
-    torch's second spinning thread only adds contention there."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from avatar.training_data import TrainingData
 from tests.training_fixtures import micro_profile
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These are many small ops: on a shared 2-core machine one thread avoids contention stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sphere(radius=0.5, res=12):

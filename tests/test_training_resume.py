@@ -16,14 +16,7 @@ def micro_dataset(tmp_path_factory, shared_data):
     return write_micro_dataset(tmp_path_factory.mktemp("micro") / "ds")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Multithreaded CPU reductions (rasterizer backward, BLAS) sum in a varying order, so two
-    # otherwise identical runs differ in the last bits; one thread makes "identical" testable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _state(out):
