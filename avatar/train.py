@@ -195,10 +195,10 @@ def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, res
 
 def train_avatar(options: TrainOptions) -> TrainSummary:
     profile = _resolve(options.profile, options)
-    rank, world = distributed()
+    device = _device(options.backend)
+    rank, world = distributed(device)
     main = rank == 0
     wrap: Progress = options.progress if (options.progress and main) else (lambda it, label, total: it)
-    device = _device(options.backend)
     out = Path(options.out)
     work = state_dir(out)
     dataset = load_dataset(options.dataset)
@@ -210,6 +210,8 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
         else None
     if options.restart and main and work.exists():
         shutil.rmtree(work)
+    if world > 1:
+        torch.distributed.barrier()  # no rank reads AV.train/ while rank 0 still removes it
     run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
     if (work / "run.json").is_file():
         previous = json.loads((work / "run.json").read_text())
@@ -217,6 +219,8 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
             raise ValueError(f"{work} holds a run of profile {previous.get('profile')!r} on "
                              f"{previous.get('dataset')}; train with the same profile and dataset to resume it, "
                              "or pass --restart")
+    if world > 1:
+        torch.distributed.barrier()  # every rank has read run.json before rank 0 rewrites it
     if main:
         work.mkdir(parents=True, exist_ok=True)
         (work / "run.json").write_text(json.dumps(run))
@@ -253,15 +257,17 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     sr = sr.to(device)
     stage = GaussianStage.create(model, sr, len(train), profile.base.training, profile.gaussian.lr_scale,
                                  seed=options.seed + rank)
-    extra = {}
-    if not options.restart and has_state(work):
-        extra = load_state(stage, work)
+    resumed = not options.restart and has_state(work)
+    extra = load_state(stage, work) if resumed else {}
     if world > 1:
-        # Every rank starts from rank 0's parameters (mesh stages on different ranks may differ in
-        # the last bits); averaged gradients then keep them identical.
+        # Every rank starts from rank 0's parameters and P0 (mesh stages on different ranks may
+        # differ in the last bits); averaged gradients then keep them identical.
         with torch.no_grad():
-            for p in stage.parameters():
+            for p in stage.parameters() + [stage.model.landmarks]:
                 torch.distributed.broadcast(p, 0)
+        if resumed:
+            # The saved generator is rank 0's: give each rank its own frames again.
+            stage.generator.manual_seed(options.seed + rank + world * stage.step)
     vgg = load_vgg16_features() if profile.gaussian.lambda_vgg > 0 else None
     if vgg is not None:
         vgg.to(device)
@@ -308,4 +314,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     checkpoint(stage.step >= cfg.steps)
     if log is not None:
         log.close()
+    if world > 1:
+        torch.distributed.barrier()  # rank 0's last checkpoint is written
+        torch.distributed.destroy_process_group()
     return summary(stage.step >= cfg.steps)

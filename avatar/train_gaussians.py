@@ -44,12 +44,21 @@ STATE_TENSORS = "state.safetensors"
 STATE_META = "state.json"
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) when not distributed."""
+def distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when not distributed.
+
+    `device` is this rank's training device: NCCL for CUDA, bound to this rank's GPU (the current
+    device and `device_id`, which NCCL's communicator and barriers use instead of guessing), gloo
+    for the CPU.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            torch.distributed.init_process_group("nccl", device_id=device)
+        else:
+            torch.distributed.init_process_group("gloo")
     return rank, world
 
 

@@ -4,9 +4,11 @@ Building follows TensorRT's documented Python API: `trt.Builder` -> network from
 -> `BuilderConfig` with the FP16 flag (inputs and outputs stay float32; TensorRT picks fp16
 kernels where it can) and an optimisation profile for the SR graph's dynamic height and width ->
 `build_serialized_network`. TensorRT 11 removed the FP16 flag (strong typing only); there the
-parser gets a float16 copy of the graph instead (export/onnx_fp16.py), same float32 I/O. An engine only runs on the GPU model and TensorRT version it was
-built with, so the cache key is (GPU name, TensorRT version, sha256 of the ONNX file, precision,
-shape profile); engines live under the user cache (`~/.cache/splatcam/tensorrt/`).
+parser gets a float16 copy of the graph instead (export/onnx_fp16.py), same float32 I/O. An
+engine only runs on the GPU model and TensorRT version it was built with, so the cache key is
+(GPU name, TensorRT version, sha256 of the ONNX file, precision, shape profile); engines live
+under the user cache (`~/.cache/splatcam/tensorrt/`). TensorRT builds, loads and runs on the
+calling thread's current CUDA device, so every step is done under `torch.cuda.device(device)`.
 
 Running: `execute_async_v3` on torch's current CUDA stream with every tensor address set to a
 torch tensor's `data_ptr()`, so inputs come from and outputs go to torch CUDA memory without a
@@ -152,8 +154,13 @@ def build_engine(onnx_path: str | os.PathLike, shapes: ShapeProfile | None = Non
 def _torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
     table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16,
              trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
-    if hasattr(trt.DataType, "INT64"):
-        table[trt.DataType.INT64] = torch.int64
+    # Members that not every TensorRT version has (INT64 and BF16 came with 9/10).
+    for name, torch_dtype in (("INT64", torch.int64), ("BF16", torch.bfloat16), ("INT8", torch.int8),
+                              ("UINT8", torch.uint8)):
+        if hasattr(trt.DataType, name):
+            table[getattr(trt.DataType, name)] = torch_dtype
+    if dtype not in table:
+        raise ExportError(f"TensorRT engine has an input or output of type {dtype}, which splatcam cannot pass")
     return table[dtype]
 
 
@@ -162,17 +169,18 @@ class TensorRTEngine:
 
     def __init__(self, serialized: bytes, device: torch.device | str = "cuda") -> None:
         trt = import_tensorrt()
-        self._trt = trt
         self.device = torch.device(device)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(serialized)
-        if self.engine is None:
-            raise ExportError("TensorRT could not deserialize the engine (built for another GPU or version?)")
-        self.context = self.engine.create_execution_context()
+        with torch.cuda.device(self.device):
+            self.engine = self._runtime.deserialize_cuda_engine(serialized)
+            if self.engine is None:
+                raise ExportError("TensorRT could not deserialize the engine (built for another GPU or version?)")
+            self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
+        self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
 
     def __call__(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Enqueue the engine on torch's current stream; outputs are fresh torch tensors.
@@ -184,24 +192,35 @@ class TensorRTEngine:
         if missing:
             raise ValueError(f"TensorRT engine needs inputs {sorted(missing)}")
         keep = []
-        for name in self.inputs:
-            t = inputs[name].to(self.device, torch.float32).contiguous()
-            keep.append(t)
-            self.context.set_input_shape(name, tuple(t.shape))
-            self.context.set_tensor_address(name, t.data_ptr())
-        outputs = {}
-        for name in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            out = torch.empty(shape, dtype=_torch_dtype(self._trt, self.engine.get_tensor_dtype(name)),
-                              device=self.device)
-            self.context.set_tensor_address(name, out.data_ptr())
-            outputs[name] = out
-        stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+        with torch.cuda.device(self.device):
+            for name in self.inputs:
+                t = inputs[name].to(self.device, self.dtypes[name]).contiguous()
+                keep.append(t)
+                # False (and a logged error) when the shape lies outside the engine's profile.
+                if not self.context.set_input_shape(name, tuple(t.shape)):
+                    raise ValueError(f"TensorRT engine input {name!r} cannot take shape {tuple(t.shape)}; "
+                                     f"it accepts {self._accepted(name)}")
+                self.context.set_tensor_address(name, t.data_ptr())
+            outputs = {}
+            for name in self.outputs:
+                # Output shapes follow from the input shapes just set.
+                shape = tuple(self.context.get_tensor_shape(name))
+                out = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+                self.context.set_tensor_address(name, out.data_ptr())
+                outputs[name] = out
+            stream = torch.cuda.current_stream(self.device)
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError("TensorRT execute_async_v3 failed")
         # `keep` may hold copies made above; freeing them is stream-ordered by the caching allocator.
         del keep
         return outputs
+
+    def _accepted(self, name: str) -> str:
+        shape = tuple(self.engine.get_tensor_shape(name))  # -1 marks a dynamic dimension
+        if -1 not in shape:
+            return f"only {shape}"
+        lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+        return f"shapes from {tuple(lo)} to {tuple(hi)}"
 
 
 def load_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
@@ -219,7 +238,8 @@ def load_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | N
             return TensorRTEngine(path.read_bytes(), device), path
         except ExportError:
             pass  # a damaged cache entry: rebuild it below
-    serialized = build_engine(onnx_path, shapes)
+    with torch.cuda.device(device):
+        serialized = build_engine(onnx_path, shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
     try:

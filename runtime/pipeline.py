@@ -177,6 +177,11 @@ class AvatarRenderer:
     def render(self, drive: DrivingFrame, timing=NO_TIMING) -> np.ndarray:
         from avatar.raster import render_gaussians
 
+        if self.stream is not None:
+            # Side streams do not wait for the default stream by themselves: order this frame after
+            # the work already queued there (camera and background made in __init__, the backend's
+            # weights and warm-up), as PyTorch's CUDA-semantics notes ask of non-default streams.
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
         stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         with torch.inference_mode(), stream:
             expression = torch.from_numpy(drive.expression).to(self.device, non_blocking=True)

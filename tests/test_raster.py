@@ -6,6 +6,8 @@ numpy float64 matrices for the EWA projection, and a plain loop over pixels and 
 Gaussians with the "every pixel of every touched 16x16 tile" rule.
 """
 import math
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -311,6 +313,26 @@ def test_cpu_matches_gsplat_on_a_head_like_scene():
     for k in names:
         rel = (grads["cpu"][k] - grads["gsplat"][k]).norm() / grads["gsplat"][k].norm()
         assert rel < 1e-2, f"{k}: relative gradient difference {rel:.2e}"
+
+
+def test_gsplat_without_its_cuda_kernels_says_so_in_one_line(monkeypatch):
+    """gsplat's wheel imports without a CUDA toolkit but leaves its kernels unset (None)."""
+    from avatar.raster.gsplat_backend import _gsplat
+
+    backend = types.ModuleType("gsplat.cuda._backend")
+    backend._C = None
+    cuda = types.ModuleType("gsplat.cuda")
+    cuda._backend = backend
+    package = types.ModuleType("gsplat")
+    package.cuda = cuda
+    for name, module in (("gsplat", package), ("gsplat.cuda", cuda), ("gsplat.cuda._backend", backend)):
+        monkeypatch.setitem(sys.modules, name, module)
+    with pytest.raises(ValueError, match="no CUDA kernels") as info:
+        _gsplat()
+    assert "\n" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "gsplat", None)  # makes `import gsplat` fail
+    with pytest.raises(ValueError, match=r"needs the gsplat package \(pip install"):
+        _gsplat()
 
 
 # ---------------------------------------------------------------- bad input
