@@ -29,9 +29,10 @@ Build (`build_mannequin`), deterministic for a given seed:
    front of their output layer (a linear read-out of tanh(F0)); since λ_exp + λ_pose = 1 the
    blend then gives exactly that colour. λ's fall-off radii are widened (`BLEND_NEAR/FAR`)
    so that every point the blendshapes move noticeably is expression-driven.
-5. SR CNN: trained on renders (L1) to map the 64² 32-channel render to the 256² RGB render of
-   the same Gaussians (the rasterizer at 4x resolution), over random expressions and poses;
-   `sr_candidates` initialisations are trained and the lowest final L1 kept.
+5. SR CNN: trained on renders (L1 weighted towards fine detail) to map the 64² 32-channel
+   render to the 256² RGB render of the same Gaussians (the rasterizer at 4x resolution), over
+   random expressions and poses; `sr_candidates` initialisations are trained and the lowest
+   final L1 kept.
 
 Units: canonical (tracking.face_model; the head is about 1 unit long). "Head size" for error
 figures is `head_size()`: the bounding-box diagonal of the mean head's face-model vertices
@@ -58,7 +59,7 @@ from avatar.super_resolution import SR_FACTOR, SuperResolution
 from tracking.face_model import FaceModelData, load_face_model_data
 from tracking.params import N_EXPRESSION, expression_index
 
-MANNEQUIN_VERSION = 6  # bump whenever the build changes: cached demo avatars are then rebuilt
+MANNEQUIN_VERSION = 7  # bump whenever the build changes: cached demo avatars are then rebuilt
 
 # Material classes (one-hot feature channels 3 .. 3 + len(CLASSES)).
 CLASSES = ("skin", "lips", "brow", "mouth", "socket", "sclera", "iris", "pupil")
@@ -79,6 +80,8 @@ OPACITY = 0.95
 DETAIL_GAIN = 3.0  # contrast of the SR detail channels (see _color_readout)
 DETAIL_REFERENCE = (0.72, 0.60, 0.52)  # about the mean shaded skin colour
 BLEND_NEAR, BLEND_FAR = 0.3, 0.5  # λ_exp radii: the blendshapes move points up to ~0.45 from a landmark
+MOTION_FLOOR = 0.02  # canonical units (~5 mm): the f_def^exp fit weighs errors relative to max(motion, this)
+SR_DETAIL_GAIN = 20.0  # SR loss weight on fine detail (see train_sr)
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,13 @@ class MannequinSpec:
     resolution: int = 64  # render side; the SR output is 4x
     fov_deg: float = 20.0
     view_height: float = 1.15  # canonical units visible top to bottom at the anchor distance
-    deform_steps: int = 1500
+    deform_steps: int = 3000
     deform_batch: int = 2048  # (point, expression) pairs per step
     deform_lr: float = 5e-3
-    sr_samples: int = 40  # rendered training pairs
-    sr_steps: int = 700
+    sr_samples: int = 60  # rendered training pairs
+    sr_steps: int = 1000
     sr_batch: int = 2
-    sr_lr: float = 1e-2
+    sr_lr: float = 5e-3
     sr_candidates: int = 2  # SR initialisations trained; the lowest final L1 is kept
 
 
@@ -108,7 +111,7 @@ def mannequin_config() -> ModelConfig:
         name="mannequin", feature_dim=16, color_channels=32,
         exp_color_hidden=(4,), pose_color_hidden=(4,), exp_attributes_hidden=(4,),
         pose_attributes_hidden=(4,), exp_deform_hidden=(128, 128, 128), pose_deform_hidden=(4,),
-        pos_freqs=6, blend_near=BLEND_NEAR, blend_far=BLEND_FAR,
+        pos_freqs=8, blend_near=BLEND_NEAR, blend_far=BLEND_FAR,
         num_points=sum(n for _, n in MannequinSpec().samples), num_mouth_points=0, sr_channels=8)
 
 
@@ -407,6 +410,9 @@ def fit_expression_deformation(model: GaussianHeadModel, surface: MannequinSurfa
         share = motion / motion.sum(1, keepdim=True).clamp_min(1e-12)
     weights = share.sum(0)
     weights = weights + 0.1 * weights.mean()
+    # Squared errors relative to how far each point can move (floored), so that an eyelid's
+    # millimetres weigh as much as the jaw's centimetres.
+    inv_scale2 = motion.max(0).values.clamp_min(MOTION_FLOOR).pow(-2)
     groups = 64
     per = spec.deform_batch // groups
     err = float("nan")
@@ -418,7 +424,7 @@ def fit_expression_deformation(model: GaussianHeadModel, surface: MannequinSurfa
         inputs = torch.cat([x_enc[idx], e[:, None, :].expand(-1, per, -1)], -1).reshape(-1, x_enc.shape[1] + N_EXPRESSION)
         pred = c.deform_scale * lam[idx].reshape(-1, 1) * mlp(inputs)
         diff = pred - target.reshape(-1, 3)
-        loss = (diff * diff).sum(-1).mean()
+        loss = ((diff * diff).sum(-1) * inv_scale2[idx].reshape(-1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -453,12 +459,23 @@ def render_pairs(avatar: Avatar, count: int, generator: torch.Generator,
 
 def train_sr(sr: SuperResolution, low: torch.Tensor, high: torch.Tensor, spec: MannequinSpec,
              generator: torch.Generator, progress: Callable[[int], None] | None = None) -> float:
-    """L1 training of the SR CNN on render pairs; returns the final mean L1 over all pairs."""
+    """Weighted L1 training of the SR CNN on render pairs; returns the final (unweighted) mean L1
+    over all pairs.
+
+    Irises, pupils and lid lines cover a few hundred of the 65k output pixels, so a plain L1 is
+    content to paint smooth skin over them. Each pixel weighs 1 + SR_DETAIL_GAIN × the target's
+    local detail (its difference from its 5×5 mean, spread over 5×5), normalised to mean 1 per
+    image. Higher gains tint the flat background.
+    """
+    with torch.no_grad():
+        detail = (high - F.avg_pool2d(high, 5, 1, 2, count_include_pad=False)).abs().sum(1, keepdim=True)
+        weight = 1 + SR_DETAIL_GAIN * F.max_pool2d(detail, 5, 1, 2)
+        weight = weight / weight.mean((2, 3), keepdim=True)
     opt = torch.optim.Adam(sr.parameters(), lr=spec.sr_lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.sr_lr, total_steps=spec.sr_steps, pct_start=0.1)
     for _ in range(spec.sr_steps):
         idx = torch.randint(0, len(low), (spec.sr_batch,), generator=generator)
-        loss = F.l1_loss(sr(low[idx]), high[idx])
+        loss = ((sr(low[idx]) - high[idx]).abs() * weight[idx]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -500,7 +517,7 @@ class MannequinBuild:
 
 def build_mannequin(spec: MannequinSpec = MannequinSpec(), data: FaceModelData | None = None,
                     progress: bool = True) -> MannequinBuild:
-    """Build the mannequin avatar in memory (see the module docstring); about 1 to 1.5 min on
+    """Build the mannequin avatar in memory (see the module docstring); about 2 min on
     2 CPU cores."""
     from tqdm import tqdm
 
