@@ -179,8 +179,11 @@ def silhouette_hull(points: torch.Tensor, data: TrainingData, views: int = 32, r
 
 
 def fit_initial_sdf(mesh_head: MeshHead, prior: HeadPrior, steps: int, data: TrainingData | None = None,
-                    seed: int = 0) -> float:
+                    seed: int = 0, progress: Callable | None = None) -> float:
     """Fit the SDF to a first guess of the head; returns the final mean abs error.
+
+    Runs on the mesh head's device: every step evaluates the SDF at all grid vertices (~570k in
+    the `full` profile), which takes seconds per step on a CPU.
 
     The guess is the ellipsoid around the 3DMM head; with training frames it is grown by
     HULL_ELLIPSOID_GROWTH and carved by the visual hull of the frames' masks (silhouette_hull):
@@ -193,6 +196,7 @@ def fit_initial_sdf(mesh_head: MeshHead, prior: HeadPrior, steps: int, data: Tra
     radii = growth * (verts.max(0).values - verts.min(0).values) / 2
     gen = torch.Generator().manual_seed(seed)
     lo, hi = (torch.tensor(b) for b in mesh_head.box)
+    device = mesh_head.grid_vertices.device
     fixed = mesh_head.grid_vertices.cpu()
 
     def target(pts: torch.Tensor) -> torch.Tensor:
@@ -201,15 +205,19 @@ def fit_initial_sdf(mesh_head: MeshHead, prior: HeadPrior, steps: int, data: Tra
             t = torch.maximum(t, HULL_SDF_SCALE * (0.5 - silhouette_hull(pts, data)))
         return t
 
-    # Targets for the grid vertices and a fixed pool of random points in the box, computed once.
+    # Targets for the grid vertices and a fixed pool of random points in the box, computed once
+    # (on the CPU, where the masks are).
     pool = torch.cat([fixed, lo + (hi - lo) * torch.rand(16384, 3, generator=gen)])
-    goal = target(pool)
+    goal = target(pool).to(device)
+    pool = pool.to(device)
     opt = torch.optim.Adam(mesh_head.geometry.parameters(), lr=5e-3)
     err = math.inf
-    for _ in range(steps):
+    iterations = range(steps) if progress is None else progress(range(steps), "mesh stage: initial SDF", steps)
+    for _ in iterations:
         pick = torch.cat([torch.arange(fixed.shape[0]),
                           fixed.shape[0] + torch.randint(pool.shape[0] - fixed.shape[0], (1024,), generator=gen)])
-        sdf = mesh_head.geometry_at(pool[pick].to(mesh_head.grid_vertices.device))[0].cpu()
+        pick = pick.to(device)
+        sdf = mesh_head.geometry_at(pool[pick])[0]
         loss = (sdf - goal[pick]).abs().mean()
         opt.zero_grad()
         loss.backward()

@@ -234,9 +234,8 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     else:
         start = time.perf_counter()
         prior = head_prior(dataset.frames.identity)
-        mesh_head = MeshHead.around(prior, profile.base.model, profile.mesh)
-        fit_initial_sdf(mesh_head, prior, profile.mesh.init_steps, train, seed=options.seed)
-        mesh_head.to(device)
+        mesh_head = MeshHead.around(prior, profile.base.model, profile.mesh).to(device)
+        fit_initial_sdf(mesh_head, prior, profile.mesh.init_steps, train, seed=options.seed, progress=wrap)
         mesh_log = train_mesh_stage(mesh_head, train, profile.mesh, options.backend, options.seed,
                                     progress=wrap)
         mesh_info = {"seconds": time.perf_counter() - start, "last": mesh_log.rows[-1] if mesh_log.rows else {},
