@@ -29,13 +29,12 @@ def noise_video(tmp_path_factory):
     return path
 
 
-def test_video_without_a_face_gives_a_report_and_a_valid_file(noise_video, tmp_path, capsys):
+def test_video_without_a_face_is_one_line_and_writes_nothing(noise_video, tmp_path, capsys):
     out, overlay = tmp_path / "p.npz", tmp_path / "o.mp4"
-    assert main(["track", str(noise_video), "--out", str(out), "--overlay", str(overlay)]) == 0
-    assert "no face in 20 of 20 frames" in capsys.readouterr().out
-    p = read_params(out)
-    assert p.num_frames == 20 and not p.valid.any() and p.fps == pytest.approx(25)
-    assert frame_count(overlay) == 20
+    assert main(["track", str(noise_video), "--out", str(out), "--overlay", str(overlay)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("splatcam track: error:") and "no face found in any of its 20 frames" in last
+    assert not out.exists() and not overlay.exists()
 
 
 def test_real_video_is_tracked_in_every_frame(shared_data, tmp_path, capsys):

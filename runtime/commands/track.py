@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     params = result.params
     if result.detections.interrupted and params.num_frames == 0:
         raise KeyboardInterrupt
+    if params.num_frames > 0 and not params.valid.any():
+        raise ValueError(f"{args.video}: no face found in any of its {params.num_frames} frames; nothing written")
     write_params(out, params)
     print(f"{video.path.name}: {params.num_frames} frames, {video.width}x{video.height}, {params.fps:g} fps")
     print(result.missing_report())
