@@ -27,12 +27,16 @@ the lips by the pipeline's latency.
 Shutdown: the source ending, `max_frames`, the window's quit key or close button, `stop()` from
 another thread, or Ctrl+C all end the loop the same way: the frame in flight finishes, the
 capture thread stops, every sink is closed (a file sink finalises its MP4) and the tracker is
-closed. A webcam that disappears is reopened by capture/webcam.py; the loop says once per stall
+closed. While `run()` runs on the main thread, a first Ctrl+C or SIGTERM only asks the loop to
+stop (a signal handler sets the stop flag): a KeyboardInterrupt raised at an arbitrary point can
+land inside library code that swallows it, and then the loop would not stop at all, and SIGTERM
+would otherwise end the process with the MP4 unfinished. A second one raises KeyboardInterrupt. A webcam that disappears is reopened by capture/webcam.py; the loop says once per stall
 that it is waiting.
 """
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import threading
 import time
@@ -85,10 +89,11 @@ class LiveReport:
     frames: int  # frames rendered and sent (warm-up included)
     captured: int  # frames the source delivered
     dropped: int  # frames replaced by newer ones before the loop took them
-    interrupted: bool  # ended by Ctrl+C
+    interrupted: bool  # ended by Ctrl+C or SIGTERM
     summary: LatencySummary | None  # timed frames (after warm-up); None if none were timed
     tracked: int = 0  # frames with a usable face
     lost: int = 0  # frames without one
+    stop_signal: str | None = None  # "Ctrl+C" or "SIGTERM" when one of them ended the loop
 
 
 @dataclass
@@ -211,6 +216,7 @@ class LiveLoop:
         self.recorder = LatencyRecorder(cuda_stages=GPU_STAGES if cuda else (), window=config.latency_window)
         self._timing_lock = threading.Lock()  # the recorder is written by the worker, read by reports
         self._stop = threading.Event()
+        self._stop_signal: str | None = None  # the first Ctrl+C or SIGTERM (see _on_signal)
         self._report_requested = threading.Event()
         self._preview_lock = threading.Lock()
         self._preview: tuple[Frame, FrameResult, np.ndarray] | None = None
@@ -239,8 +245,8 @@ class LiveLoop:
         limiter = _RateLimiter(config.fps)
         grabber = self._grabber = LatestFrameGrabber(self.source)
         worker = None
-        interrupted = False
         stalled_since: float | None = None
+        previous_handlers = self._catch_signals()
         try:
             grabber.start()
             worker = _RenderWorker(self._finish) if self.overlap else None
@@ -269,12 +275,36 @@ class LiveLoop:
             if worker is not None:
                 worker.wait_idle()
         except KeyboardInterrupt:
-            interrupted = True
+            self._stop_signal = self._stop_signal or "Ctrl+C"
         finally:
-            self._shutdown(grabber, worker)
+            try:
+                self._shutdown(grabber, worker)
+            finally:
+                for signum, handler in previous_handlers.items():
+                    signal.signal(signum, handler)
         return LiveReport(frames=self.sent, captured=grabber.captured, dropped=grabber.dropped,
-                          interrupted=interrupted, summary=self._summary(), tracked=self.tracked,
-                          lost=self.lost)
+                          interrupted=self._stop_signal is not None, summary=self._summary(),
+                          tracked=self.tracked, lost=self.lost, stop_signal=self._stop_signal)
+
+    def _catch_signals(self) -> dict:
+        """Route SIGINT and SIGTERM to `_on_signal` while the loop runs on the main thread (the
+        only thread Python runs signal handlers on); returns the handlers to put back. A signal
+        that is ignored (a background job's SIGINT) or not Python's to handle stays as it is."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if handler is not None and handler is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum, frame) -> None:
+        # No printing here: the handler may run in the middle of a write to the same stream.
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt
+        self._stop_signal = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        self._stop.set()
 
     def _note_stall(self, since: float | None) -> float:
         now = time.perf_counter()

@@ -5,6 +5,7 @@ The virtual camera is a fake pyvirtualcam backend registered with `pyvirtualcam.
 a real one (v4l2loopback) cannot exist on this machine. Everything else is the real thing.
 """
 import _thread
+import signal
 import subprocess
 import sys
 import threading
@@ -127,6 +128,8 @@ def test_ctrl_c_closes_everything_and_finalises_the_file(fake_virtual_camera, tr
     finally:
         timer.cancel()
     assert report.interrupted and report.frames > 3
+    assert report.frames < 60  # stopped early: d0 has 78 frames
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the loop's handler is gone
     assert fake_virtual_camera.instances[0].closed == 1
     assert len(fake_virtual_camera.instances[0].frames) == report.frames
     assert len(decoded_frames(out)) == report.frames
@@ -330,3 +333,36 @@ def test_run_live_is_the_live_command(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip() == f"splatcam live: error: {tmp_path / 'nope.mp4'}: no such video file"
+
+
+@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "Ctrl+C"), (signal.SIGTERM, "SIGTERM")])
+def test_a_signal_ends_the_live_command_cleanly(demo_avatar, shared_data, tmp_path, signum, name):
+    """`run_live.py` in its own process, sent a real SIGINT (Ctrl+C) or SIGTERM while it runs:
+    it stops after the frame in flight, exits 0 and leaves a finished MP4 with every sent frame."""
+    out = tmp_path / "signal.mp4"
+    # Children of a non-interactive shell may inherit SIGINT ignored; a terminal's Ctrl+C is not.
+    proc = subprocess.Popen([sys.executable, "run_live.py", "--avatar", str(demo_avatar), "--video",
+                             str(shared_data / "video" / "d6.mp4"), "--out", str(out), "--backend", "onnxruntime"],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        lines = []
+        for line in proc.stderr:  # d6 lasts 33 s: the loop is still running when the signal comes
+            lines.append(line)
+            if "Ctrl+C stops" in line:
+                break
+        time.sleep(1.5)
+        proc.send_signal(signum)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(lines) + rest
+    assert proc.returncode == 0, err
+    summary = next(line for line in err.splitlines() if line.startswith("live:") and "frames sent" in line)
+    assert summary.endswith(f"stopped by {name}"), summary
+    sent = int(summary.split()[1])
+    assert 3 < sent < 400
+    assert len(decoded_frames(out)) == sent
+    assert not out.with_name(f".{out.name}.partial.mp4").exists()

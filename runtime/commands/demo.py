@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if report.summary is not None:
         print(format_latency_report(report.summary), file=sys.stderr)
     print(f"demo: {report.frames} frames rendered, {report.dropped} dropped"
-          f"{'; stopped by Ctrl+C' if report.interrupted else ''}", file=sys.stderr)
+          f"{f'; stopped by {report.stop_signal}' if report.interrupted else ''}", file=sys.stderr)
     if want.get("out"):
         print(f"demo: wrote {want['out']}")
     return 130 if report.interrupted else 0

@@ -79,20 +79,17 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def pick_raster(raster: str | None) -> str:
-    """The rasterizer asked for, or gsplat when CUDA and gsplat are here, else cpu."""
+    """The rasterizer asked for, or gsplat when it can run here (CUDA, the package and its
+    compiled kernels), else cpu."""
     import torch
+
+    from avatar.raster.gsplat_backend import gsplat_ready
 
     if raster is not None:
         if raster == "gsplat" and not torch.cuda.is_available():
             raise ValueError("--raster gsplat needs a CUDA GPU; none is available here (use --raster cpu)")
         return raster
-    if torch.cuda.is_available():
-        try:
-            import gsplat  # noqa: F401
-            return "gsplat"
-        except ImportError:
-            pass
-    return "cpu"
+    return "gsplat" if gsplat_ready() is None else "cpu"
 
 
 def open_renderer(avatar_spec: str, backend_name: str, raster: str, size: int | None):
@@ -211,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_latency_report(report.summary), file=sys.stderr)
     print(f"live: {report.frames} frames sent; a face in {report.tracked} of the {report.tracked + report.lost} "
           f"frames tracked; {report.dropped} camera frames dropped"
-          f"{'; stopped by Ctrl+C' if report.interrupted else ''}", file=sys.stderr)
+          f"{f'; stopped by {report.stop_signal}' if report.interrupted else ''}", file=sys.stderr)
     if want.get("out"):
         print(f"live: recorded {want['out']}", file=sys.stderr)
     return 0
