@@ -40,11 +40,14 @@ def rasterize_gsplat(means, quats, scales, opacities, features, viewmat, K, widt
     f32 = [t.float() for t in (means, quats, scales, opacities, features, viewmat, K)]
     means, quats, scales, opacities, features, viewmat, K = f32
     # "RGB+ED" appends the expected depth (accumulated z / alpha, background 0) as a last channel.
+    # channel_chunk: all channels in one pass. gsplat's default (32) would composite 32 features
+    # + depth in two passes (32, then 1) although it has a 33-channel kernel; other counts are
+    # padded to its next kernel size; a pass takes at most 512 channels here.
     colors, alphas, _ = gsplat.rasterization(
         means, quats, scales, opacities, features, viewmat[None], K[None], width, height,
         near_plane=NEAR_PLANE, far_plane=FAR_PLANE, radius_clip=0.0, eps2d=EPS2D, packed=False,
         tile_size=TILE_SIZE, backgrounds=None if background is None else background.float()[None],
-        render_mode="RGB+ED", rasterize_mode="classic")
+        render_mode="RGB+ED", rasterize_mode="classic", channel_chunk=min(features.shape[-1] + 1, 512))
     colors, alpha = colors[0].to(dtype), alphas[0].to(dtype)
     return colors[..., :-1], alpha, colors[..., -1:]
 
