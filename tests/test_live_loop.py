@@ -114,6 +114,17 @@ def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_virtual_cam
     assert any("delay it by" in line for line in logged), logged
 
 
+@pytest.fixture
+def terminal_sigint():
+    """Python's own SIGINT handler, as under a terminal. A test run started in the background by
+    a non-interactive shell inherits SIGINT ignored; Python then leaves it ignored and
+    _thread.interrupt_main does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_closes_everything_and_finalises_the_file(fake_virtual_camera, tracker, demo_avatar, d0, tmp_path):
     out = tmp_path / "live.mp4"
     sinks = [VirtualCameraSink(OUT, OUT, 25, backend=fake_virtual_camera.NAME), FileSink(out, 25)]
