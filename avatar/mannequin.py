@@ -6,8 +6,10 @@ avatar's MLPs are fitted to reproduce; it serves as the demo and test avatar.
 Build (`build_mannequin`), deterministic for a given seed:
 1. Surface samples. Gaussians are sampled uniformly by area on the mean head (identity 0) per
    region of the face model: face, head and neck, the mouth socket (the mouth interior, seen
-   when the jaw opens), eye sockets and the front of both eyeballs. Each sample keeps its
-   triangle and barycentric coordinates, so its point on any deformed mesh is known exactly.
+   when the jaw opens), eye sockets and the front of both eyeballs; plus extra samples on the
+   eyelids (face triangles a blink moves), which a uniform draw covers too thinly for a blink
+   to read. Each sample keeps its triangle and barycentric coordinates, so its point on any
+   deformed mesh is known exactly.
    Gaussians are flat discs in the surface's tangent plane (thickness `DISC_THICKNESS` of their
    width), sized from the area each sample covers.
 2. Colours ("mannequin look"): a skin tone with Lambert shading baked in from a fixed light,
@@ -59,7 +61,7 @@ from avatar.super_resolution import SR_FACTOR, SuperResolution
 from tracking.face_model import FaceModelData, load_face_model_data
 from tracking.params import N_EXPRESSION, expression_index
 
-MANNEQUIN_VERSION = 7  # bump whenever the build changes: cached demo avatars are then rebuilt
+MANNEQUIN_VERSION = 8  # bump whenever the build changes: cached demo avatars are then rebuilt
 
 # Material classes (one-hot feature channels 3 .. 3 + len(CLASSES)).
 CLASSES = ("skin", "lips", "brow", "mouth", "socket", "sclera", "iris", "pupil")
@@ -80,6 +82,7 @@ OPACITY = 0.95
 DETAIL_GAIN = 3.0  # contrast of the SR detail channels (see _color_readout)
 DETAIL_REFERENCE = (0.72, 0.60, 0.52)  # about the mean shaded skin colour
 BLEND_NEAR, BLEND_FAR = 0.3, 0.5  # λ_exp radii: the blendshapes move points up to ~0.45 from a landmark
+EYELID_MOTION = 0.005  # canonical units: vertices a full blink moves more than this are eyelid
 MOTION_FLOOR = 0.02  # canonical units (~5 mm): the f_def^exp fit weighs errors relative to max(motion, this)
 SR_DETAIL_GAIN = 20.0  # SR loss weight on fine detail (see train_sr)
 
@@ -90,12 +93,12 @@ class MannequinSpec:
 
     seed: int = 0
     samples: tuple[tuple[str, int], ...] = (
-        ("face", 7000), ("head_neck", 3000), ("mouth_socket", 1200), ("eye_socket_left", 150),
-        ("eye_socket_right", 150), ("eyeball_left", 450), ("eyeball_right", 450))
+        ("face", 7000), ("eyelids", 400), ("head_neck", 3000), ("mouth_socket", 1200),
+        ("eye_socket_left", 150), ("eye_socket_right", 150), ("eyeball_left", 450), ("eyeball_right", 450))
     resolution: int = 64  # render side; the SR output is 4x
     fov_deg: float = 20.0
     view_height: float = 1.15  # canonical units visible top to bottom at the anchor distance
-    deform_steps: int = 3000
+    deform_steps: int = 4000
     deform_batch: int = 2048  # (point, expression) pairs per step
     deform_lr: float = 5e-3
     sr_samples: int = 60  # rendered training pairs
@@ -204,10 +207,14 @@ def sample_surface(data: FaceModelData, spec: MannequinSpec) -> MannequinSurface
     eye_centers = np.stack([_sphere_center(V[data.region(f"eyeball_{s}")]) for s in ("left", "right")])
     forward = np.array([0.0, 0.0, -1.0])
 
+    blink = data.expression_basis[[expression_index("eyeBlink_L"), expression_index("eyeBlink_R")]]
+    lid_vertex = np.linalg.norm(blink, axis=-1).max(0) > EYELID_MOTION
     chosen_tris, barys, regions, areas = [], [], [], []
     for name, count in spec.samples:
-        r = data.region_names.index(name)
+        r = data.region_names.index("face" if name == "eyelids" else name)
         eligible = face_region == r
+        if name == "eyelids":
+            eligible &= lid_vertex[faces].any(1)
         if name.startswith("eyeball_"):
             c = eye_centers[0 if name.endswith("left") else 1]
             d = tri.mean(1) - c
