@@ -176,10 +176,10 @@ def run(args: argparse.Namespace) -> int:
         want, why = default_sinks()
         chosen = want.get("out") or next(iter(want)).replace("_", " ")
         print(f"live: output to {chosen} because {why}", file=sys.stderr)
-    avatar, renderer = open_renderer(args.avatar, args.backend, raster, args.size)
-    data = load_face_model_data()
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(args))
+        source = stack.enter_context(open_source(args))  # first: a bad video fails before the slow set-up
+        avatar, renderer = open_renderer(args.avatar, args.backend, raster, args.size)
+        data = load_face_model_data()
         fps = args.fps or source.fps
         sinks, window, outputs = open_sinks(stack, want, renderer.width, renderer.height, fps,
                                             args.virtual_camera_device)
