@@ -11,7 +11,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 import runtime.commands  # noqa: E402
 
@@ -38,8 +40,23 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return UserError, FileNotFoundError, NotADirectoryError, ValueError, CaptureError, BackendUnavailable
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a scheduler, `timeout`, `docker stop`) takes the Ctrl+C path of every command:
+    training saves a checkpoint, partial outputs are finalised or removed. Returns the handler to
+    put back, or None when SIGTERM is not ours to change (not the main thread, or already set)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous_sigterm = _sigterm_as_ctrl_c()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -49,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         # Expected failures (bad files, wrong shapes, missing assets) get one line, not a traceback.
         print(f"splatcam {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 if __name__ == "__main__":
