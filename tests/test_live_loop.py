@@ -29,6 +29,7 @@ from runtime.pipeline import AvatarRenderer, LiveDriver, avatar_neutral
 from runtime.sinks.file import FileSink
 from runtime.sinks.virtual_camera import VirtualCameraSink
 from runtime.video_writer import VideoWriter
+from tests.process_signals import signal_midway
 from tracking.driving_frame import DrivingFrame
 from tracking.tracker import FrameResult
 
@@ -348,29 +349,14 @@ def test_run_live_is_the_live_command(tmp_path):
 
 @pytest.mark.parametrize("signum, name", [(signal.SIGINT, "Ctrl+C"), (signal.SIGTERM, "SIGTERM")])
 def test_a_signal_ends_the_live_command_cleanly(demo_avatar, shared_data, tmp_path, signum, name):
-    """`run_live.py` in its own process, sent a real SIGINT (Ctrl+C) or SIGTERM while it runs:
-    it stops after the frame in flight, exits 0 and leaves a finished MP4 with every sent frame."""
+    """`run_live.py` in its own process, sent a real SIGINT (Ctrl+C) or SIGTERM while it runs
+    (d6 lasts 33 s): it stops after the frame in flight, exits 0 and leaves a finished MP4 with
+    every sent frame."""
     out = tmp_path / "signal.mp4"
-    # Children of a non-interactive shell may inherit SIGINT ignored; a terminal's Ctrl+C is not.
-    proc = subprocess.Popen([sys.executable, "run_live.py", "--avatar", str(demo_avatar), "--video",
-                             str(shared_data / "video" / "d6.mp4"), "--out", str(out), "--backend", "onnxruntime"],
-                            cwd=REPO, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        lines = []
-        for line in proc.stderr:  # d6 lasts 33 s: the loop is still running when the signal comes
-            lines.append(line)
-            if "Ctrl+C stops" in line:
-                break
-        time.sleep(1.5)
-        proc.send_signal(signum)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = "".join(lines) + rest
-    assert proc.returncode == 0, err
+    code, err = signal_midway([sys.executable, "run_live.py", "--avatar", str(demo_avatar), "--video",
+                               str(shared_data / "video" / "d6.mp4"), "--out", str(out), "--backend", "onnxruntime"],
+                              ready="Ctrl+C stops", signum=signum, delay_s=1.5)
+    assert code == 0, err
     summary = next(line for line in err.splitlines() if line.startswith("live:") and "frames sent" in line)
     assert summary.endswith(f"stopped by {name}"), summary
     sent = int(summary.split()[1])

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import av
 import numpy as np
@@ -14,10 +11,9 @@ import pytest
 
 from runtime.cli import main
 from runtime.video_writer import VideoWriter
+from tests.process_signals import signal_midway
 from tracking.params import EXPRESSION_NAMES
 from tracking.params_file import ParamsSequence, read_params, write_params
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def frame_count(path) -> int:
@@ -202,20 +198,8 @@ def test_sigterm_takes_the_ctrl_c_path(shared_data, tmp_path):
     """SIGTERM in the middle of `splatcam track` (its own process): like Ctrl+C, the frames tracked
     so far are written and the exit code is 130."""
     out = tmp_path / "p.npz"
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "track", str(shared_data / "video" / "d6.mp4"),
-                             "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = ""
-        while "track:" not in seen or "frame/s" not in seen:  # the progress bar is moving
-            seen += proc.stderr.read(64)
-            assert seen or proc.poll() is None, "track ended before it started"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, seen + rest
+    code, err = signal_midway([sys.executable, "-m", "runtime.cli", "track", str(shared_data / "video" / "d6.mp4"),
+                               "--out", str(out)], ready="frame/s", signum=signal.SIGTERM)
+    assert code == 130, err
     p = read_params(out)
     assert 0 < p.num_frames < 1008 and p.valid.all()
