@@ -90,6 +90,7 @@ def test_auto_picks_the_fastest_and_says_why(avatar, tmp_path, monkeypatch, caps
     assert backend.name in ("torch", "onnxruntime")
     assert "fastest" in backend.reason and "torch" in backend.reason and "onnxruntime" in backend.reason
     err = capsys.readouterr().err
+    assert "auto: timing torch, onnxruntime on cpu" in err  # said before the slow part
     assert f"auto -> {backend.name}" in err
     ms = {part.split()[0]: float(part.split()[1]) for part in backend.reason.split(": ", 1)[1].split(" (")[0]
           .replace("generator + SR per frame ", "").split(", ")}

@@ -136,6 +136,8 @@ def _fastest(avatar: Avatar, device: torch.device, cache_dir: Path | None) -> Ba
             print(f"inference backend auto -> {best.name}: {best.reason}", file=sys.stderr)
             return best
 
+    print(f"inference backend auto: timing {', '.join(candidates)} on {device}, once for this avatar and "
+          "machine (building torch.compile or TensorRT engines can take minutes)", file=sys.stderr)
     timings: dict[str, float] = {}
     skipped: list[str] = []
     best = None
