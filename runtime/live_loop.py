@@ -28,10 +28,10 @@ Shutdown: the source ending, `max_frames`, the window's quit key or close button
 another thread, or Ctrl+C all end the loop the same way: the frame in flight finishes, the
 capture thread stops, every sink is closed (a file sink finalises its MP4) and the tracker is
 closed. While `run()` runs on the main thread, a first Ctrl+C or SIGTERM only asks the loop to
-stop (a signal handler sets the stop flag): a KeyboardInterrupt raised at an arbitrary point can
-land inside library code that swallows it, and then the loop would not stop at all, and SIGTERM
-would otherwise end the process with the MP4 unfinished. A second one raises KeyboardInterrupt. A webcam that disappears is reopened by capture/webcam.py; the loop says once per stall
-that it is waiting.
+stop (a signal handler sets the stop flag), so Ctrl+C never lands as an exception inside library
+code (MediaPipe, onnxruntime, a sink) halfway through a frame, and SIGTERM does not end the
+process with the MP4 unfinished. A second one raises KeyboardInterrupt. A webcam that disappears
+is reopened by capture/webcam.py; the loop says once per stall that it is waiting.
 """
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def find_webcam() -> tuple[int | None, str]:
     cameras = [d for d in list_video_devices() if d.can_capture and not d.loopback]
     if cameras:
         return cameras[0].index, f"webcam found: {cameras[0].describe()}"
-    return None, "no webcam found, so the built-in procedural driver (smile, blinks, jaw open, pucker, gaze, head turn) drives"
+    return None, ("no webcam found, so the built-in procedural driver (smile, blinks, jaw open, pucker, gaze, "
+                  "head turn) drives")
 
 
 def choose_output(out: str | None) -> tuple[dict, str]:
