@@ -54,6 +54,14 @@ def _sigterm_as_ctrl_c():
     return signal.signal(signal.SIGTERM, _interrupt)
 
 
+def _forget_caught_interrupts() -> None:
+    """CPython (3.11 here) remembers a KeyboardInterrupt that escaped any eval'd string, even one a
+    caller caught later, and under `python -m` then ends the process by SIGINT instead of with our
+    exit code. MediaPipe's face mesh evals a namedtuple every frame, so Ctrl+C or SIGTERM lands
+    there now and then. A clean eval clears that memory."""
+    exec("pass")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous_sigterm = _sigterm_as_ctrl_c()
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
+        _forget_caught_interrupts()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 
 import av
@@ -11,7 +12,7 @@ import pytest
 
 from runtime.cli import main
 from runtime.video_writer import VideoWriter
-from tests.process_signals import signal_midway
+from tests.process_signals import REPO, signal_midway
 from tracking.params import EXPRESSION_NAMES
 from tracking.params_file import ParamsSequence, read_params, write_params
 
@@ -192,6 +193,15 @@ def test_live_tracker_agrees_with_the_offline_tracker(shared_data):
     assert np.degrees(np.max(angles)) < 3.0
     expression = np.array([results[i].frame.expression for i in late])
     assert np.abs(expression - offline.expression[list(late)]).mean() < 0.05
+
+
+def test_an_interrupt_caught_inside_an_eval_still_exits_130():
+    """Under `python -m`, CPython ends the process by SIGINT (-2) when a KeyboardInterrupt once
+    escaped an eval'd string, even if splatcam caught it. The CLI must clear that so the exit
+    code stays 130 (a real signal lands there by chance: tests/interrupt_in_eval.py forces it)."""
+    done = subprocess.run([sys.executable, "-m", "tests.interrupt_in_eval"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
 
 
 def test_sigterm_takes_the_ctrl_c_path(shared_data, tmp_path):
