@@ -16,9 +16,8 @@ from tracking.blendshapes import (
     FACE_LANDMARKER_SHA256, ICT_ORIGIN_IN_MEDIAPIPE_CM, MEDIAPIPE_BLENDSHAPE_NAMES, MEDIAPIPE_TO_ICT,
     POSE_ANCHOR_IN_MEDIAPIPE_CM, BlendshapeMapping, FaceLandmarkerTracker, ModelChecksumError, check_model,
     download_model, face_landmarker_model, head_pose_from_matrix, mediapipe_focal)
-from tracking.face_model import file_checksum
 from tracking.correspondence import read_canonical_mesh
-from tracking.face_model import FaceModel, load_face_model_data
+from tracking.face_model import FaceModel, file_checksum, load_face_model_data
 from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
 from tracking.params import EXPRESSION_NAMES, expression_index
 from tracking.params_file import read_params

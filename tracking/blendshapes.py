@@ -42,7 +42,6 @@ against the sha256 of that release.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import urllib.request
@@ -54,7 +53,7 @@ import numpy as np
 
 from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
 from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES, file_checksum
-from tracking.native_log import HUSHED_FACE_FRAMES, quiet_native_stderr
+from tracking.native_log import FirstFacesHush, quiet_native_stderr
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION
 from tracking.pinhole import PinholeCamera
 
@@ -234,7 +233,7 @@ class FaceLandmarkerTracker:
         self.max_side = max_side
         self._mapping: BlendshapeMapping | None = None
         self._last_ms = -1
-        self._hushed_faces = 0
+        self._hush = FirstFacesHush()
 
     def process(self, rgb: np.ndarray, timestamp_ms: int) -> BlendshapeFrame | None:
         """Track one RGB uint8 frame; None when there is no face."""
@@ -251,10 +250,9 @@ class FaceLandmarkerTracker:
         self._last_ms = timestamp_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small))
         # The first frames with a face print the runtime's start-up notices (tracking/native_log.py).
-        hush = self._hushed_faces < HUSHED_FACE_FRAMES
-        with quiet_native_stderr() if hush else contextlib.nullcontext():
+        with self._hush.around_call():
             result = self._landmarker.detect_for_video(image, timestamp_ms)
-        self._hushed_faces += bool(result.face_landmarks)
+        self._hush.saw_face(bool(result.face_landmarks))
         if not result.face_landmarks or not result.face_blendshapes or not result.facial_transformation_matrixes:
             return None
         categories = result.face_blendshapes[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracking.landmarks.base import MEDIAPIPE_478, BackendUnavailable, Landmarks
-from tracking.native_log import HUSHED_FACE_FRAMES, quiet_native_stderr
+from tracking.native_log import FirstFacesHush, quiet_native_stderr
 
 
 class MediaPipeMeshBackend:
@@ -26,17 +26,14 @@ class MediaPipeMeshBackend:
                                             min_tracking_confidence=min_tracking_confidence)
             # A first (faceless) frame starts the graph now, while its notices are hushed.
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))
-        self._hushed_faces = 0  # the landmark model's first runs (frames with a face) print more
+        self._hush = FirstFacesHush()  # the landmark model's first runs (frames with a face) print more
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> Landmarks | None:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        if self._hushed_faces >= HUSHED_FACE_FRAMES:
+        with self._hush.around_call():
             result = self._mesh.process(np.ascontiguousarray(rgb))
-        else:
-            with quiet_native_stderr():
-                result = self._mesh.process(np.ascontiguousarray(rgb))
-            self._hushed_faces += bool(result.multi_face_landmarks)
+        self._hush.saw_face(bool(result.multi_face_landmarks))
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
