@@ -70,7 +70,7 @@ class GeneratorGraph(nn.Module):
         return self.model.forward_tensors(expression, pose)
 
 
-def _write_atomically(path: Path, write) -> Path:
+def write_atomically(path: Path, write) -> Path:
     """Call write(tmp) (which writes and checks the file), then rename tmp over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
@@ -130,7 +130,7 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
             raise ExportError(f"{path.name}: exported graph fails onnx.checker: {' '.join(str(e).split())}") from None
 
-    return _write_atomically(Path(path), write)
+    return write_atomically(Path(path), write)
 
 
 def export_generator(model: GaussianHeadModel, path: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -115,5 +115,4 @@ def tensorrt_parity(avatar: Avatar, engines, trials: int = 3, seed: int = 0) -> 
     """TensorRT fp16 engines (an export.tensorrt_engine.TensorRTAvatar) against PyTorch on its GPU."""
     report = check_parity(avatar, engines.generate, engines.upsample, engines.device, trials, seed,
                           TENSORRT_TOLERANCE)
-    return ParityReport(generator=report.generator, sr=report.sr, trials=trials, tolerance=TENSORRT_TOLERANCE,
-                        extra={"generator_engine": str(engines.generator_path), "sr_engine": str(engines.sr_path)})
+    return replace(report, extra={"generator_engine": str(engines.generator_path), "sr_engine": str(engines.sr_path)})

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,11 @@ import onnx
 import torch
 
 from avatar.checkpoint import Avatar
-from export.onnx_export import GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, ExportError, OnnxFiles
+from export.onnx_export import (GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, ExportError, OnnxFiles,
+                                 write_atomically)
 from export.onnx_fp16 import convert_to_float16
 from tracking.assets import user_cache_dir
+from tracking.face_model import file_checksum
 
 INSTALL_HINT = ("pip install tensorrt from NVIDIA's index: "
                 "pip install --extra-index-url https://pypi.nvidia.com tensorrt; it needs an NVIDIA GPU and driver")
@@ -67,14 +68,6 @@ def tensorrt_status() -> tuple[bool, str]:
     return True, ""
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class EngineKey:
     """Everything an engine depends on; equal keys mean the cached engine can be reused."""
@@ -94,7 +87,7 @@ class EngineKey:
 def engine_key(onnx_path: str | os.PathLike, gpu: str, tensorrt_version: str,
                shapes: ShapeProfile | None = None, precision: str = "fp16") -> EngineKey:
     profile = tuple(sorted((name, tuple(lo), tuple(opt), tuple(hi)) for name, (lo, opt, hi) in (shapes or {}).items()))
-    return EngineKey(gpu=gpu, tensorrt=tensorrt_version, onnx_sha256=file_sha256(onnx_path),
+    return EngineKey(gpu=gpu, tensorrt=tensorrt_version, onnx_sha256=file_checksum(Path(onnx_path)),
                      precision=precision, shapes=profile)
 
 
@@ -240,15 +233,7 @@ def load_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | N
             pass  # a damaged cache entry: rebuild it below
     with torch.cuda.device(device):
         serialized = build_engine(onnx_path, shapes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(serialized)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: tmp.write_bytes(serialized))
     return TensorRTEngine(serialized, device), path
 
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -59,15 +58,11 @@ def describe_device(device: str) -> str:
     """The machine the numbers were measured on, in words."""
     import torch
 
+    from runtime.commands.bench_raster import cpu_model
+
     if device == "cuda":
         return f"cuda: {torch.cuda.get_device_name()}"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"cpu: {name}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
+    return f"cpu: {cpu_model()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
 
 
 def speedup(torch_entry: dict, other: dict) -> dict[str, float]:

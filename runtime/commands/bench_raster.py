@@ -103,22 +103,26 @@ def measure(backend: str, scene: dict, repeats: int) -> dict:
     return {"forward_ms": _time(forward, repeats, sync), "forward_backward_ms": _time(forward_backward, repeats, sync)}
 
 
-def device_description() -> str:
-    """CPU model and core count, plus the GPU when there is one."""
-    import os
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
     import platform
 
-    import torch
-
-    cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    text = f"{cpu}, {os.cpu_count()} cores"
+    return platform.processor() or platform.machine()
+
+
+def device_description() -> str:
+    """CPU model and core count, plus the GPU when there is one."""
+    import os
+
+    import torch
+
+    text = f"{cpu_model()}, {os.cpu_count()} cores"
     if torch.cuda.is_available():
         text += f"; {torch.cuda.get_device_name()}"
     return text

@@ -182,10 +182,10 @@ def create_backend(name: str, avatar: Avatar, device: torch.device | str = "cpu"
         raise UserError(f"inference runs on cpu or cuda, not {device}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"inference on {device} needs a CUDA GPU; torch sees none here (use the cpu)")
-    status = backend_status(device)
     try:
         if name == AUTO:
             return _fastest(avatar, device, cache_dir)
+        status = backend_status(device)
         if status[name]:
             raise UserError(f"inference backend {name} is not available on {device}: {status[name]}")
         return _build(name, avatar, device, cache_dir)
