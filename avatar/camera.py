@@ -23,6 +23,9 @@ class Camera:
         viewmat[2, 3] = distance
         return cls(K=K, viewmat=viewmat, width=width, height=height)
 
+    def to(self, device: str | torch.device) -> "Camera":
+        return Camera(K=self.K.to(device), viewmat=self.viewmat.to(device), width=self.width, height=self.height)
+
     def scaled(self, factor: float) -> "Camera":
         """The same view at `factor` times the resolution."""
         K = self.K.clone()

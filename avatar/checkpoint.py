@@ -72,8 +72,7 @@ class Avatar:
     def to(self, device: str | torch.device) -> "Avatar":
         self.model.to(device)
         self.sr.to(device)
-        self.camera = Camera(K=self.camera.K.to(device), viewmat=self.camera.viewmat.to(device),
-                             width=self.camera.width, height=self.camera.height)
+        self.camera = self.camera.to(device)
         self.anchor_translation = self.anchor_translation.to(device)
         return self
 

@@ -78,10 +78,6 @@ class DatasetFrames:
     def count(self) -> int:
         return self.expression.shape[0]
 
-    def pose(self, i: int) -> np.ndarray:
-        """β = (rotation, translation) of sample i, (6,)."""
-        return np.concatenate([self.rotation[i], self.translation[i]]).astype(np.float32)
-
 
 @dataclass
 class Dataset:

@@ -8,7 +8,6 @@ nothing, never a half-written one.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -31,19 +30,14 @@ def demo_avatar_problem(directory: str | os.PathLike, face_model_checksum: str) 
     if not (root / META_FILE).is_file():
         return "not built yet"
     try:
-        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
-        training, checksum = meta.get("training", {}), meta.get("face_model_checksum")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return "its avatar.json is unreadable"
-    if not isinstance(training, dict) or training.get("mannequin_version") != MANNEQUIN_VERSION:
-        found = training.get("mannequin_version") if isinstance(training, dict) else None
-        return f"built by mannequin version {found}, this splatcam builds version {MANNEQUIN_VERSION}"
-    if checksum != face_model_checksum:
-        return "built from another face model file"
-    try:
-        load_avatar(root)
+        metadata = load_avatar(root).metadata
     except CheckpointError as e:
         return f"not loadable ({e})"
+    found = metadata.training.get("mannequin_version")
+    if found != MANNEQUIN_VERSION:
+        return f"built by mannequin version {found}, this splatcam builds version {MANNEQUIN_VERSION}"
+    if metadata.face_model_checksum != face_model_checksum:
+        return "built from another face model file"
     return None
 
 

@@ -53,10 +53,10 @@ def _case_table() -> tuple[list[list[list[int]]], torch.Tensor]:
             (a, b), (c, d) = inside, outside
             cycle = [_local_edge(a, c), _local_edge(a, d), _local_edge(b, d), _local_edge(b, c)]
             table.append([cycle[:3], [cycle[0], cycle[2], cycle[3]]])
-    return table, torch.tensor([len(t) for t in table])
+    return table
 
 
-_TABLE, _COUNTS = _case_table()
+_TABLE = _case_table()
 # (16, 2, 3): triangle slots per case, -1 where a case has fewer triangles.
 _TRIS = torch.full((16, 2, 3), -1, dtype=torch.long)
 for _code, _tris in enumerate(_TABLE):

@@ -7,7 +7,7 @@ nothing: it predicts the mean training image for every held-out frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -22,10 +22,6 @@ class EvalResult:
     psnr: float
     ssim: float
     frames: int
-    per_frame_psnr: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"psnr": self.psnr, "ssim": self.ssim, "frames": self.frames}
 
 
 def evaluate_renders(render: Callable[[int], torch.Tensor], data: TrainingData, resolution: int,
@@ -42,7 +38,7 @@ def evaluate_renders(render: Callable[[int], torch.Tensor], data: TrainingData, 
         ssims.append(ssim(pred, gt))
         if on_frame is not None:
             on_frame(j, pred, gt)
-    return EvalResult(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs), psnrs)
+    return EvalResult(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
 
 
 def mean_image(data: TrainingData, resolution: int) -> torch.Tensor:

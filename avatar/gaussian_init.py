@@ -49,6 +49,5 @@ def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int
         # The fresh attribute MLPs start at zero offsets, so the first frames render the
         # initialised Gaussians as they are rather than randomly rotated, resized and faded.
         for mlp in (model.exp_attributes_mlp, model.pose_attributes_mlp):
-            torch.nn.init.zeros_(mlp.layers[-1].weight)
-            torch.nn.init.zeros_(mlp.layers[-1].bias)
+            mlp.zero_output()
     return model

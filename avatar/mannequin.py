@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -108,14 +108,14 @@ class MannequinSpec:
     sr_candidates: int = 2  # SR initialisations trained; the lowest final L1 is kept
 
 
-def mannequin_config() -> ModelConfig:
+def mannequin_config(spec: MannequinSpec | None = None) -> ModelConfig:
     """The model sizes: small MLPs (a fast generator on CPU), wide λ radii, 64² -> 256² SR."""
     return ModelConfig(
         name="mannequin", feature_dim=16, color_channels=32,
         exp_color_hidden=(4,), pose_color_hidden=(4,), exp_attributes_hidden=(4,),
         pose_attributes_hidden=(4,), exp_deform_hidden=(128, 128, 128), pose_deform_hidden=(4,),
         pos_freqs=8, blend_near=BLEND_NEAR, blend_far=BLEND_FAR,
-        num_points=sum(n for _, n in MannequinSpec().samples), num_mouth_points=0, sr_channels=8)
+        num_points=sum(n for _, n in (spec or MannequinSpec()).samples), num_mouth_points=0, sr_channels=8)
 
 
 def head_size(data: FaceModelData) -> float:
@@ -341,8 +341,7 @@ def _set_closed_form_mlps(model: GaussianHeadModel, num_classes: int) -> None:
     """Zero pose deformation and attribute offsets; colour = linear read-out of tanh(F0)."""
     with torch.no_grad():
         for mlp in (model.pose_deform_mlp, model.exp_attributes_mlp, model.pose_attributes_mlp):
-            mlp.layers[-1].weight.zero_()
-            mlp.layers[-1].bias.zero_()
+            mlp.zero_output()
         for mlp in (model.exp_color_mlp, model.pose_color_mlp):
             _color_readout(mlp, num_classes)
 
@@ -518,7 +517,6 @@ def initial_model(data: FaceModelData, spec: MannequinSpec, config: ModelConfig,
 @dataclass
 class MannequinBuild:
     avatar: Avatar
-    surface: MannequinSurface
     seconds: float
 
 
@@ -531,7 +529,7 @@ def build_mannequin(spec: MannequinSpec = MannequinSpec(), data: FaceModelData |
     start = time.perf_counter()
     data = load_face_model_data() if data is None else data
     generator = torch.Generator().manual_seed(spec.seed)
-    config = replace(mannequin_config(), num_points=sum(n for _, n in spec.samples))
+    config = mannequin_config(spec)
     total = spec.deform_steps + spec.sr_samples + spec.sr_candidates * spec.sr_steps
     # fork_rng: the MLP and SR initialisations are seeded without touching the caller's RNG.
     with torch.random.fork_rng(), tqdm(total=total, desc="mannequin", unit="step", disable=not progress) as bar:
@@ -553,9 +551,9 @@ def build_mannequin(spec: MannequinSpec = MannequinSpec(), data: FaceModelData |
         sr_l1, _, avatar.sr = min(candidates, key=lambda c: (c[0], c[1]))
     avatar.sr.eval()
     seconds = time.perf_counter() - start
+    size = head_size(data)
     avatar.metadata = AvatarMetadata(face_model_checksum=data.checksum, training={
         "kind": "mannequin", "mannequin_version": MANNEQUIN_VERSION, "seed": spec.seed,
         "build_seconds": round(seconds, 1), "deform_train_error": deform_error,
-        "deform_train_error_head_fraction": deform_error / head_size(data), "sr_l1": sr_l1,
-        "head_size": head_size(data)})
-    return MannequinBuild(avatar=avatar, surface=surface, seconds=seconds)
+        "deform_train_error_head_fraction": deform_error / size, "sr_l1": sr_l1, "head_size": size})
+    return MannequinBuild(avatar=avatar, seconds=seconds)

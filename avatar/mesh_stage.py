@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from avatar.blend import blend_weights
-from avatar.camera import Camera
 from avatar.config import POSE_DIM, ModelConfig
 from avatar.dmtet import Mesh, marching_tets, mesh_edges
 from avatar.encoding import positional_encoding
@@ -63,16 +62,15 @@ class HeadPrior:
 
 
 def head_prior(identity: np.ndarray, data=None) -> HeadPrior:
-    import torch as _t
-
     from tracking.face_model import FaceModel, load_face_model_data
 
     data = load_face_model_data() if data is None else data
     ids = np.r_[np.arange(data.region("face").start, data.region("face").stop),
                 np.arange(data.region("head_neck").start, data.region("head_neck").stop)]
     model = FaceModel.from_data(data)
-    with _t.no_grad():
-        verts = model.vertices(_t.as_tensor(identity, dtype=_t.float32)[None], _t.zeros(1, N_EXPRESSION))[0].numpy()
+    with torch.no_grad():
+        verts = model.vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
+                               torch.zeros(1, N_EXPRESSION))[0].numpy()
     return HeadPrior(vertices=verts[ids], landmarks=verts[data.landmarks68])
 
 
@@ -94,8 +92,7 @@ class MeshHead(nn.Module):
         # Start without deformation: a random deform MLP would warp the initial head by up to
         # deform_scale (0.3 units, a third of the head) in a random direction.
         for mlp in (self.head.exp_deform_mlp, self.head.pose_deform_mlp):
-            nn.init.zeros_(mlp.layers[-1].weight)
-            nn.init.zeros_(mlp.layers[-1].bias)
+            mlp.zero_output()
 
     @classmethod
     def around(cls, prior: HeadPrior, model_config: ModelConfig, config: MeshStageConfig) -> "MeshHead":
@@ -258,8 +255,7 @@ def mesh_stage_loss(mesh_head: MeshHead, data: TrainingData, j: int, resolution:
 
 def mesh_head_camera(data: TrainingData, j: int, resolution: int, device):
     """Training sample j's camera at `resolution`, on `device`."""
-    cam = data.camera(j, resolution)
-    return Camera(K=cam.K.to(device), viewmat=cam.viewmat.to(device), width=cam.width, height=cam.height)
+    return data.camera(j, resolution).to(device)
 
 
 def train_mesh_stage(mesh_head: MeshHead, data: TrainingData, config: MeshStageConfig, backend: str = "cpu",

@@ -30,6 +30,13 @@ class PointMLP(nn.Module):
             for i in range(len(self.dims) - 1)
         )
 
+    def zero_output(self) -> None:
+        """Make the MLP output 0 everywhere (its last layer zeroed) while the layers before it
+        keep their initialisation, so training can still move it."""
+        with torch.no_grad():
+            self.layers[-1].weight.zero_()
+            self.layers[-1].bias.zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         last = len(self.layers) - 1

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from avatar.backend_device import backend_device
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar, AvatarMetadata, save_avatar
 from avatar.dataset import Dataset, load_dataset
@@ -37,7 +38,7 @@ from avatar.losses import load_vgg16_features
 from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_camera, train_mesh_stage
 from avatar.super_resolution import SR_FACTOR, SuperResolution
 from avatar.train_config import TrainProfile, get_train_profile
-from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_frame, save_state,
+from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
 
@@ -86,14 +87,12 @@ def _resolve(profile: str | TrainProfile, options: TrainOptions) -> TrainProfile
 
 
 def _device(backend: str) -> torch.device:
-    if backend == "gsplat":
-        if not torch.cuda.is_available():
-            raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
+    """The backend's device; under torchrun, the GPU of this rank (LOCAL_RANK)."""
+    device = backend_device(backend)
+    if device.type == "cuda":
         import os
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if backend != "cpu":
-        raise ValueError(f"unknown backend {backend!r}; choose cpu or gsplat")
-    return torch.device("cpu")
+    return device
 
 
 def _save_mesh_head(mesh_head: MeshHead, directory: Path, info: dict) -> None:
@@ -116,10 +115,8 @@ def _load_mesh_head(profile: TrainProfile, directory: Path) -> tuple[MeshHead, d
 
 
 def mesh_stage_psnr(mesh_head: MeshHead, heldout: TrainingData, resolution: int, backend: str,
-                    device: torch.device) -> float | None:
+                    device: torch.device) -> float:
     """Held-out PSNR of the mesh stage's own render, at the avatar's output resolution."""
-    if len(heldout) == 0:
-        return None
     with torch.no_grad():
         mesh, features = mesh_head.neutral_mesh()
 
@@ -167,14 +164,10 @@ def _preview(path: Path, stage: GaussianStage, samples: list[tuple[TrainingData,
              backend: str) -> None:
     import cv2
 
-    device = stage.model.positions.device
     rows = []
     with torch.no_grad():
         for data, j in samples:
-            cam = mesh_head_camera(data, j, resolution, device)
-            hr, _ = render_frame(stage.model, stage.sr, data.expression[j].to(device), data.pose[j].to(device),
-                                 cam, backend)
-            pred = hr[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+            pred = render_sample(stage.model, stage.sr, data, j, resolution, backend).clamp(0, 1).cpu().numpy()
             gt = data.image(j, SR_FACTOR * resolution).numpy()
             rows.append(np.concatenate([pred, gt], 1))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,9 +178,9 @@ def _preview(path: Path, stage: GaussianStage, samples: list[tuple[TrainingData,
 def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, resolution: int,
                  training: dict) -> Avatar:
     """The avatar as a checkpoint: the model, SR and the dataset's first camera at the render size."""
-    K = torch.as_tensor(dataset.frames.K[0]).clone()
-    K[:2] *= resolution / dataset.size
-    camera = Camera(K=K, viewmat=torch.as_tensor(dataset.frames.viewmat[0]), width=resolution, height=resolution)
+    native = Camera(K=torch.as_tensor(dataset.frames.K[0]), viewmat=torch.as_tensor(dataset.frames.viewmat[0]),
+                    width=dataset.size, height=dataset.size)
+    camera = native.scaled(resolution / dataset.size)
     checksum = dataset.meta.get("face_model_checksum")
     return Avatar(stage.model, stage.sr, camera, data.pose[:, 3:].mean(0),
                   AvatarMetadata(face_model_checksum=checksum, training=training))
@@ -205,22 +198,22 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     resolution = profile.render_resolution
     hr = SR_FACTOR * resolution
     cache = profile.image_cache_size or min(hr, dataset.size)
+    run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
+    if not options.restart and (work / "run.json").is_file():
+        previous = json.loads((work / "run.json").read_text())
+        if previous != run:
+            raise ValueError(f"{work} holds a run of profile {previous.get('profile')!r} on "
+                             f"{previous.get('dataset')}; train with the same profile and dataset to resume it, "
+                             "or pass --restart")
+    # Loaded once the run is known to be resumable (a mismatch is reported without the slow load),
+    # before anything is removed or written (a bad image leaves the previous run as it was).
     train = load_training_data(dataset, subsample(dataset.train_indices, profile.max_train_frames), cache, wrap)
     heldout = load_training_data(dataset, dataset.heldout_indices, cache, wrap) if len(dataset.heldout_indices) \
         else None
     if options.restart and main and work.exists():
         shutil.rmtree(work)
     if world > 1:
-        torch.distributed.barrier()  # no rank reads AV.train/ while rank 0 still removes it
-    run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
-    if (work / "run.json").is_file():
-        previous = json.loads((work / "run.json").read_text())
-        if previous != run:
-            raise ValueError(f"{work} holds a run of profile {previous.get('profile')!r} on "
-                             f"{previous.get('dataset')}; train with the same profile and dataset to resume it, "
-                             "or pass --restart")
-    if world > 1:
-        torch.distributed.barrier()  # every rank has read run.json before rank 0 rewrites it
+        torch.distributed.barrier()  # every rank has read run.json before rank 0 removes or rewrites it
     if main:
         work.mkdir(parents=True, exist_ok=True)
         (work / "run.json").write_text(json.dumps(run))

@@ -91,8 +91,6 @@ class GaussianStage:
 def augmented_view(data: TrainingData, j: int, resolution: int, zoom_max: float, generator: torch.Generator,
                    device) -> tuple[Camera, torch.Tensor]:
     """Sample j's camera at `resolution` and its ground truth at SR_FACTOR x, randomly zoomed and cropped."""
-    from avatar.camera import Camera
-
     hr = SR_FACTOR * resolution
     camera = data.camera(j, resolution)
     gt = data.image(j, hr)
@@ -111,8 +109,7 @@ def augmented_view(data: TrainingData, j: int, resolution: int, zoom_max: float,
             camera = Camera(K=K, viewmat=camera.viewmat, width=resolution, height=resolution)
             crop = gt[oy:oy + side, ox:ox + side].permute(2, 0, 1)[None]
             gt = F.interpolate(crop, size=(hr, hr), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    camera = Camera(K=camera.K.to(device), viewmat=camera.viewmat.to(device), width=resolution, height=resolution)
-    return camera, gt.to(device)
+    return camera.to(device), gt.to(device)
 
 
 def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torch.Tensor, pose: torch.Tensor,
@@ -123,6 +120,15 @@ def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torc
     image = render_gaussians(gaussians, camera, background=background, backend=backend).image
     features = image.permute(2, 0, 1)[None]
     return sr(features), features
+
+
+def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingData, j: int, resolution: int,
+                  backend: str) -> torch.Tensor:
+    """(4R, 4R, 3) render of sample j with its tracked expression and pose, on the model's device."""
+    device = model.positions.device
+    hr, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
+                         data.camera(j, resolution).to(device), backend)
+    return hr[0].permute(1, 2, 0)
 
 
 def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config: GaussianStageConfig,

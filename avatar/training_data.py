@@ -29,9 +29,8 @@ class TrainingData:
 
     def camera(self, j: int, resolution: int) -> Camera:
         """Sample j's camera for a square render of `resolution` pixels."""
-        K = self.K[j].clone()
-        K[:2] *= resolution / self.dataset_size
-        return Camera(K=K, viewmat=self.viewmat[j], width=resolution, height=resolution)
+        native = Camera(K=self.K[j], viewmat=self.viewmat[j], width=self.dataset_size, height=self.dataset_size)
+        return native.scaled(resolution / self.dataset_size)
 
     def image(self, j: int, resolution: int) -> torch.Tensor:
         """(R, R, 3) float ground truth in [0, 1] (area-averaged from the cached size)."""

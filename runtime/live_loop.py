@@ -361,7 +361,6 @@ class LiveLoop:
             raise
         with self._timing_lock:
             job.timer.close()
-            self.recorder.dropped = self._grabber.dropped - self._dropped_at_warmup
         if self.window is not None:
             with self._preview_lock:
                 self._preview = (job.frame, job.result, rgb)

@@ -167,10 +167,8 @@ class AvatarRenderer:
         self.backend = backend
         self.raster = raster
         self.device = torch.device(backend.device)
-        camera = output_camera(avatar.camera, size)
-        self.camera = Camera(K=camera.K.to(self.device), viewmat=camera.viewmat.to(self.device),
-                             width=camera.width, height=camera.height)
-        self.width, self.height = SR_FACTOR * camera.width, SR_FACTOR * camera.height
+        self.camera = output_camera(avatar.camera, size).to(self.device)
+        self.width, self.height = SR_FACTOR * self.camera.width, SR_FACTOR * self.camera.height
         self.background = torch.ones(avatar.config.color_channels, device=self.device)
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 

@@ -30,15 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
     from tqdm import tqdm
 
+    from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
     from avatar.dataset import load_dataset
     from avatar.evaluation import evaluate_renders, mean_image_baseline
-    from avatar.mesh_stage import mesh_head_camera
     from avatar.super_resolution import SR_FACTOR
-    from avatar.train_gaussians import render_frame
+    from avatar.train_gaussians import render_sample
     from avatar.training_data import load_training_data
     from runtime.video_writer import VideoWriter
 
@@ -48,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if len(dataset.heldout_indices) == 0:
         raise ValueError(f"{args.dataset}: no held-out frames (prepare with --holdout > 0)")
     avatar = load_avatar(args.avatar)
-    if args.backend == "gsplat" and not torch.cuda.is_available():
-        raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
-    device = torch.device("cuda" if args.backend == "gsplat" else "cpu")
+    device = backend_device(args.backend)
     avatar.to(device)
     avatar.model.eval()
     avatar.sr.eval()
@@ -65,10 +62,7 @@ def run(args: argparse.Namespace) -> int:
     train = load_training_data(dataset, dataset.train_indices, cache, progress)
 
     def render(j: int):
-        cam = mesh_head_camera(heldout, j, render_size, device)
-        hr, _ = render_frame(avatar.model, avatar.sr, heldout.expression[j].to(device), heldout.pose[j].to(device),
-                             cam, args.backend)
-        return hr[0].permute(1, 2, 0)
+        return render_sample(avatar.model, avatar.sr, heldout, j, render_size, args.backend)
 
     writer = VideoWriter(args.video, dataset.fps, 2 * out_size, out_size) if args.video else None
     try:

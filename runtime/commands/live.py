@@ -81,13 +81,11 @@ def check_arguments(args: argparse.Namespace) -> None:
 def pick_raster(raster: str | None) -> str:
     """The rasterizer asked for, or gsplat when it can run here (CUDA, the package and its
     compiled kernels), else cpu."""
-    import torch
-
+    from avatar.backend_device import backend_device
     from avatar.raster.gsplat_backend import gsplat_ready
 
     if raster is not None:
-        if raster == "gsplat" and not torch.cuda.is_available():
-            raise ValueError("--raster gsplat needs a CUDA GPU; none is available here (use --raster cpu)")
+        backend_device(raster, "--raster")
         return raster
     return "gsplat" if gsplat_ready() is None else "cpu"
 

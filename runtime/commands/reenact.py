@@ -23,11 +23,10 @@ The output is written atomically (runtime.video_writer.VideoWriter).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-from runtime.commands.render import held_frame_index
+from runtime.commands.render import held_frame_index, render_frames
 
 NEUTRALS = ("calmest", "first-second")
 
@@ -72,15 +71,14 @@ def driver_neutral(expression: np.ndarray, rotation: np.ndarray, translation: np
     return calibrator.neutral
 
 
-def retargeted_sequence(params, anchor_translation: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 53) expressions and (T, 6) poses for the avatar, one per driver frame."""
+def retargeted_sequence(params, avatar_neutral, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 53) expressions and (T, 6) poses for the avatar (resting face `avatar_neutral`, a
+    DrivingFrame), one per driver frame."""
     from tracking.driving_frame import DrivingFrame
     from tracking.retarget import retarget
 
     neutral = driver_neutral(params.expression, params.rotation, params.translation, params.valid,
                              params.fps, how)
-    avatar_neutral = DrivingFrame(np.zeros_like(params.expression[0]), np.zeros(3, np.float32),
-                                  np.asarray(anchor_translation, np.float32))
     index = held_frame_index(params.valid)
     expressions, poses = [], []
     for i in index:
@@ -91,32 +89,15 @@ def retargeted_sequence(params, anchor_translation: np.ndarray, how: str) -> tup
     return np.asarray(expressions, np.float32), np.asarray(poses, np.float32)
 
 
-def side_by_side(driver_rgb: np.ndarray, avatar_rgb: np.ndarray) -> np.ndarray:
-    """The driver frame scaled to the avatar's height, left of the avatar."""
-    import cv2
-
-    h = avatar_rgb.shape[0]
-    w = max(1, round(driver_rgb.shape[1] * h / driver_rgb.shape[0]))
-    scaled = cv2.resize(driver_rgb, (w, h), interpolation=cv2.INTER_AREA)
-    return np.concatenate([scaled, avatar_rgb], 1)
-
-
-def resolve_avatar(name: str) -> Path:
-    """'demo' -> the built-in mannequin (built on first use); anything else is a directory."""
-    if name == "demo":
-        from avatar.demo_avatar import ensure_demo_avatar
-
-        return ensure_demo_avatar(progress=True)
-    return Path(name)
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
+    from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
     from avatar.super_resolution import SR_FACTOR
     from runtime.commands.track import DEFAULT_FOV
+    from runtime.live_loop import side_by_side
+    from runtime.pipeline import avatar_neutral, resolve_avatar_dir
     from runtime.video_writer import VideoWriter
     from tracking.fit_config import FitConfig
     from tracking.tracker import TrackConfig, track_video
@@ -126,16 +107,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: output video must end in .mp4")
     if args.start < 0 or (args.frames is not None and args.frames < 1):
         raise ValueError("--start must be >= 0 and --frames >= 1")
-    if args.backend == "gsplat" and not torch.cuda.is_available():
-        raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
+    device = backend_device(args.backend)
     video = open_video(args.driver)  # fails fast on a missing file or a non-video
     if video.frame_count and args.start >= video.frame_count:
         raise ValueError(f"{args.driver}: --start {args.start} is past the last frame ({video.frame_count} frames)")
     if args.start or args.frames is not None:
         count = args.frames if args.frames is not None else max(1, video.frame_count - args.start)
         video = video.clip(args.start, count)
-    avatar_dir = resolve_avatar(args.avatar)
-    avatar = load_avatar(avatar_dir)
+    avatar = load_avatar(resolve_avatar_dir(args.avatar))
 
     def progress(frames):
         return tqdm(frames, total=video.frame_count or None, desc="track", unit="frame")
@@ -149,28 +128,15 @@ def run(args: argparse.Namespace) -> int:
     if not params.valid.any():
         raise ValueError(f"{args.driver}: no face found in any frame; nothing to drive the avatar with")
     print(result.missing_report())
-    expressions, poses = retargeted_sequence(params, avatar.anchor_translation.numpy(), args.neutral)
+    expressions, poses = retargeted_sequence(params, avatar_neutral(avatar), args.neutral)
 
-    device = "cuda" if args.backend == "gsplat" else "cpu"
-    from avatar.raster import render_gaussians  # after the checks: bad input fails without the rasterizer
-
-    avatar.to(device)
-    avatar.model.eval()
-    avatar.sr.eval()
-    background = torch.ones(avatar.config.color_channels, device=device)
-    expression = torch.from_numpy(expressions).to(device)
-    pose = torch.from_numpy(poses).to(device)
     height = SR_FACTOR * avatar.camera.height
     width = SR_FACTOR * avatar.camera.width
     if args.side_by_side:
         width += max(1, round(video.width * height / video.height))
     driver_frames = video.frames() if args.side_by_side else None
-    with torch.no_grad(), VideoWriter(args.out, params.fps, width, height) as writer:
-        for t in tqdm(range(params.num_frames), desc="render", unit="frame"):
-            gaussians = avatar.model(expression[t], pose[t])
-            rendered = render_gaussians(gaussians, avatar.camera, background=background, backend=args.backend)
-            rgb = avatar.sr(rendered.image.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
-            frame = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    with VideoWriter(args.out, params.fps, width, height) as writer:
+        for frame in render_frames(avatar, expressions, poses, args.backend, device):
             if driver_frames is not None:
                 frame = side_by_side(next(driver_frames).rgb, frame)
             writer.write(frame)

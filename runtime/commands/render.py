@@ -20,6 +20,7 @@ before any valid frame has been seen).
 from __future__ import annotations
 
 import argparse
+from typing import Iterator
 
 import numpy as np
 
@@ -57,10 +58,31 @@ def frame_poses(seq: ParamsSequence, anchor_translation: np.ndarray, absolute: b
     return np.concatenate([seq.rotation, translation], 1).astype(np.float32)
 
 
-def run(args: argparse.Namespace) -> int:
+def render_frames(avatar, expressions: np.ndarray, poses: np.ndarray, backend: str,
+                  device) -> Iterator[np.ndarray]:
+    """RGB uint8 frames (4H, 4W, 3) of the avatar, one per row of (T, 53) expressions and (T, 6)
+    poses: generator -> rasterizer -> SR, on `device` with a progress bar."""
     import torch
     from tqdm import tqdm
 
+    from avatar.raster import render_gaussians
+
+    avatar.to(device)
+    avatar.model.eval()
+    avatar.sr.eval()
+    background = torch.ones(avatar.config.color_channels, device=device)
+    expression = torch.from_numpy(expressions).to(device)
+    pose = torch.from_numpy(poses).to(device)
+    with torch.no_grad():
+        for t in tqdm(range(len(poses)), desc="render", unit="frame"):
+            gaussians = avatar.model(expression[t], pose[t])
+            rendered = render_gaussians(gaussians, avatar.camera, background=background, backend=backend)
+            rgb = avatar.sr(rendered.image.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+            yield (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def run(args: argparse.Namespace) -> int:
+    from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
     from avatar.super_resolution import SR_FACTOR
     from runtime.video_writer import VideoWriter
@@ -73,30 +95,16 @@ def run(args: argparse.Namespace) -> int:
     if not seq.valid.any():
         raise ValueError(f"{args.params}: no frame has a tracked face (valid is all false)")
     avatar = load_avatar(args.avatar)
-    if args.backend == "gsplat" and not torch.cuda.is_available():
-        raise ValueError("--backend gsplat needs a CUDA GPU; none is available here (use --backend cpu)")
-    device = "cuda" if args.backend == "gsplat" else "cpu"
-    # Loaded after the inputs are checked, so bad input fails fast without the rasterizer.
-    from avatar.raster import render_gaussians
+    device = backend_device(args.backend)
 
     index = held_frame_index(seq.valid)
     poses = frame_poses(seq, avatar.anchor_translation.numpy(), args.absolute_translation)[index]
     expressions = seq.expression[index]
     fps = args.fps or seq.fps
 
-    avatar.to(device)
-    avatar.model.eval()
-    avatar.sr.eval()
-    camera = avatar.camera
-    background = torch.ones(avatar.config.color_channels, device=device)
-    expression = torch.from_numpy(expressions).to(device)
-    pose = torch.from_numpy(poses).to(device)
-    height, width = SR_FACTOR * camera.height, SR_FACTOR * camera.width
-    with torch.no_grad(), VideoWriter(args.out, fps, width, height) as writer:
-        for t in tqdm(range(len(poses)), desc="render", unit="frame"):
-            gaussians = avatar.model(expression[t], pose[t])
-            rendered = render_gaussians(gaussians, camera, background=background, backend=args.backend)
-            rgb = avatar.sr(rendered.image.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
-            writer.write((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+    height, width = SR_FACTOR * avatar.camera.height, SR_FACTOR * avatar.camera.width
+    with VideoWriter(args.out, fps, width, height) as writer:
+        for frame in render_frames(avatar, expressions, poses, args.backend, device):
+            writer.write(frame)
     print(f"wrote {writer.frames_written} frames ({width}x{height}, {fps:g} fps) to {args.out}")
     return 0
