@@ -8,13 +8,13 @@ nothing: it predicts the mean training image for every held-out frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from avatar.metrics import psnr, ssim
-from avatar.training_data import TrainingData
+from avatar.training_data import TrainingData, resized
 
 
 @dataclass
@@ -41,13 +41,17 @@ def evaluate_renders(render: Callable[[int], torch.Tensor], data: TrainingData, 
     return EvalResult(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
 
 
-def mean_image(data: TrainingData, resolution: int) -> torch.Tensor:
+def mean_image(images: Iterable[torch.Tensor], resolution: int) -> torch.Tensor:
+    """(R, R, 3) float mean of (S, S, 3) uint8 images, each area-averaged to R first; the images
+    are streamed, so a long training set never has to be in memory at once."""
     total = torch.zeros(resolution, resolution, 3, dtype=torch.float64)
-    for j in range(len(data)):
-        total += data.image(j, resolution).double()
-    return (total / max(1, len(data))).float()
+    count = 0
+    for image in images:
+        total += resized(image.float() / 255, resolution).double()
+        count += 1
+    return (total / max(1, count)).float()
 
 
-def mean_image_baseline(train: TrainingData, heldout: TrainingData, resolution: int) -> EvalResult:
-    mean = mean_image(train, resolution)
+def mean_image_baseline(mean: torch.Tensor, heldout: TrainingData, resolution: int) -> EvalResult:
+    """Scores of predicting `mean` (mean_image of the training frames) for every held-out frame."""
     return evaluate_renders(lambda j: mean, heldout, resolution)

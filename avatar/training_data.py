@@ -34,13 +34,14 @@ class TrainingData:
 
     def image(self, j: int, resolution: int) -> torch.Tensor:
         """(R, R, 3) float ground truth in [0, 1] (area-averaged from the cached size)."""
-        return _resized(self.images[j].float() / 255, resolution)
+        return resized(self.images[j].float() / 255, resolution)
 
     def mask(self, j: int, resolution: int) -> torch.Tensor:
-        return _resized(self.masks[j].float()[..., None] / 255, resolution)[..., 0]
+        return resized(self.masks[j].float()[..., None] / 255, resolution)[..., 0]
 
 
-def _resized(img: torch.Tensor, resolution: int) -> torch.Tensor:
+def resized(img: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(S, S, C) float -> (R, R, C): average pooling when R divides S, else area interpolation."""
     if img.shape[0] == resolution:
         return img
     x = img.permute(2, 0, 1)[None]

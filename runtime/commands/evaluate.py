@@ -30,12 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
     from tqdm import tqdm
 
     from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
     from avatar.dataset import load_dataset
-    from avatar.evaluation import evaluate_renders, mean_image_baseline
+    from avatar.evaluation import evaluate_renders, mean_image, mean_image_baseline
     from avatar.super_resolution import SR_FACTOR
     from avatar.train_gaussians import render_sample
     from avatar.training_data import load_training_data
@@ -59,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
         return tqdm(iterable, desc=label, total=total, unit="frame")
 
     heldout = load_training_data(dataset, dataset.heldout_indices, cache)
-    train = load_training_data(dataset, dataset.train_indices, cache, progress)
 
     def render(j: int):
         return render_sample(avatar.model, avatar.sr, heldout, j, render_size, args.backend)
@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     if writer is not None:
         writer.close()
-    baseline = mean_image_baseline(train, heldout, out_size)
+    train_images = (torch.from_numpy(dataset.load_image(int(i), cache))
+                    for i in progress(dataset.train_indices, "mean image", len(dataset.train_indices)))
+    baseline = mean_image_baseline(mean_image(train_images, out_size), heldout, out_size)
     mesh_psnr = avatar.metadata.training.get("mesh_heldout_psnr")
     report = {"psnr": result.psnr, "ssim": result.ssim, "baseline_mean_image_psnr": baseline.psnr,
               "baseline_mean_image_ssim": baseline.ssim,
