@@ -82,12 +82,28 @@ def test_closest_point_matches_dense_sampling():
 
 
 def test_shipped_correspondence_is_what_the_builder_makes(face_data, mediapipe_mesh):
+    # Compared as geometry, not ids: a point nearest to an edge or corner shared by two triangles
+    # is a tie that the last bits of float rounding break, differently on different CPUs (Intel vs
+    # AMD, AVX2 or not); either triangle gives the same surface point. Kept points must agree too,
+    # except those whose distance to the surface sits on the MAX_DISTANCE cut within rounding.
     shipped = load_correspondence()
     built = build_correspondence(face_data, mediapipe_mesh)
     assert shipped.face_model_checksum == face_data.checksum
-    np.testing.assert_array_equal(shipped.mediapipe_ids, built.mediapipe_ids)
-    np.testing.assert_array_equal(shipped.vertex_ids, built.vertex_ids)
-    np.testing.assert_allclose(shipped.barycentric, built.barycentric, atol=1e-9)
+    warped = align_to_ict(mediapipe_mesh, face_data)
+    differ = np.setxor1d(shipped.mediapipe_ids, built.mediapipe_ids)
+    if differ.size:
+        surface = np.concatenate([shipped.points_on(face_data.neutral), built.points_on(face_data.neutral)])
+        ids = np.concatenate([shipped.mediapipe_ids, built.mediapipe_ids])
+        for i in differ:
+            d = np.linalg.norm(surface[ids == i][0] - warped[i])
+            assert abs(d - MAX_DISTANCE) < 1e-6, (i, d)
+    both, a, b = np.intersect1d(shipped.mediapipe_ids, built.mediapipe_ids, return_indices=True)
+    assert both.size >= shipped.mediapipe_ids.size - 2
+    on_shipped = np.einsum("kj,kjd->kd", shipped.barycentric[a], face_data.neutral[shipped.vertex_ids[a]])
+    on_built = np.einsum("kj,kjd->kd", built.barycentric[b], face_data.neutral[built.vertex_ids[b]])
+    # 1e-6 canonical units is 0.25 um; the head is ~1 unit long.
+    np.testing.assert_allclose(on_shipped, on_built, atol=1e-6)
+    assert np.all(shipped.barycentric >= -1e-9) and np.allclose(shipped.barycentric.sum(1), 1)
 
 
 def test_correspondence_points_lie_where_mediapipe_puts_them(face_data, mediapipe_mesh):
