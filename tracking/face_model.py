@@ -63,12 +63,19 @@ def file_checksum(path: Path) -> str:
 
 
 def load_face_model_data(path: str | os.PathLike | None = None) -> FaceModelData:
-    """Load the npz from `path` or the asset lookup path of DESIGN.md."""
+    """Load the npz from `path` or the asset lookup path of DESIGN.md, whose last step downloads
+    and converts the ICT-FaceKit release into the user cache (tracking/face_model_download.py)."""
+    from tracking.face_model_download import MANUAL_ROUTE, FaceModelDownloadError, fetch_face_model
+
     try:
         file = find_asset(FACE_MODEL_FILE, path)
     except AssetNotFoundError as e:
-        raise AssetNotFoundError(f"{e}. Get it with: git clone https://github.com/ICT-VGL/ICT-FaceKit && "
-                                 f"splatcam convert-ict ICT-FaceKit/FaceXModel") from None
+        if path is not None:  # a file the user named is missing: say so rather than download
+            raise AssetNotFoundError(f"{e}; {MANUAL_ROUTE}") from None
+        try:
+            file = fetch_face_model()
+        except FaceModelDownloadError as download_error:
+            raise FaceModelDownloadError(f"{e}; {download_error}") from None
     try:
         with np.load(file, allow_pickle=False) as d:
             arrays = {k: d[k] for k in d.files}
