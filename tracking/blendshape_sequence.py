@@ -18,6 +18,7 @@ import numpy as np
 
 from tracking.blendshapes import BlendshapeFrame, FaceLandmarkerTracker
 from tracking.driving_frame import DrivingFrame
+from tracking.landmarks.base import MEDIAPIPE_478
 from tracking.params import N_IDENTITY
 from tracking.params_file import ParamsSequence
 from tracking.pinhole import PinholeCamera
@@ -91,7 +92,8 @@ def track_video_blendshapes(video: str | Path | VideoFrames, config: TrackConfig
     count = min(len(held), len(raw), len(stamps))  # an interrupt may land between the appends
     raw, stamps, times = raw[:count], stamps[:count], times[:count]
     detections = Detections([None if r is None else r.points for r in raw], np.array(stamps, np.float64),
-                            video.fps, video.width, video.height, np.array(times), interrupted)
+                            video.fps, video.width, video.height, np.array(times), MEDIAPIPE_478,
+                            interrupted)
     valid = np.array([r is not None for r in raw], bool)
     params = stack_frames(held, valid, np.zeros(N_IDENTITY, np.float32), video.fps)
     camera = PinholeCamera(video.width, video.height, config.fit.fov_deg)

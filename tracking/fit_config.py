@@ -6,8 +6,9 @@ the face size whatever the resolution. Regulariser weights are on that same scal
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from tracking.landmarks.base import IBUG_68
 from tracking.params import EXPRESSION_NAMES
 
 
@@ -47,3 +48,19 @@ class FitConfig:
 
     def expression_prior_weights(self) -> list[float]:
         return [self.expression_prior_overrides.get(n, self.expression_prior) for n in EXPRESSION_NAMES]
+
+
+# Channels 68 iBUG points cannot see: no point on the cheeks, none on the pupils.
+NOT_SEEN_BY_68 = tuple(n for n in EXPRESSION_NAMES if n.startswith(("cheekPuff", "eyeLook")))
+
+
+def fit_config_for(scheme: str, **changes) -> FitConfig:
+    """The fitter's settings for a detector's point scheme. 68 sparse points pin the face shape
+    down far less than MediaPipe's few hundred: with the default identity prior the identity
+    absorbs a mouth that is open in most frames (on d0 jawOpen then fell as the mouth opened), so
+    it is 10x stronger there, and the channels no point sees are held at 0."""
+    config = FitConfig(**changes)
+    if scheme == IBUG_68:
+        config = replace(config, identity_prior=10 * config.identity_prior,
+                         frozen_expressions=tuple(dict.fromkeys(config.frozen_expressions + NOT_SEEN_BY_68)))
+    return config

@@ -25,9 +25,10 @@ import numpy as np
 from tracking.driving_frame import DrivingFrame
 from tracking.face_model import FaceModelData, load_face_model_data
 from tracking.fit_config import FitConfig
-from tracking.fit_points import FitPoints
+from tracking.fit_points import FitPoints, build_fit_points, ibug68_fit_points
 from tracking.fitter import FaceFitter, FrameFit
-from tracking.landmarks.base import LandmarkBackend
+from tracking.landmarks.base import IBUG_68, MEDIAPIPE_478, LandmarkBackend
+from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68, to_ibug68
 from tracking.params_file import ParamsSequence
 from tracking.pinhole import PinholeCamera
 from tracking.smoothing import CoefficientSmoother, SmoothingConfig
@@ -56,13 +57,18 @@ class TrackConfig:
 class Detections:
     """Pass 1: landmarks of every frame in the frame's own pixel coordinates."""
 
-    points: list[np.ndarray | None]  # (478, 2) per frame, None where no face
+    points: list[np.ndarray | None]  # (P, 2) per frame in `scheme`, None where no face
     timestamps: np.ndarray  # (T,) seconds
     fps: float
     width: int
     height: int
     landmark_ms: np.ndarray  # (T,) detector time per frame (including the downscale)
+    scheme: str  # which point is which (tracking/landmarks/base.py)
     interrupted: bool = False
+
+    def ibug68(self) -> np.ndarray:
+        """(T, 68, 2) detected iBUG points, NaN where no face (the accuracy metric's reference)."""
+        return np.array([to_ibug68(p, self.scheme) for p in self.points], np.float32).reshape(-1, 68, 2)
 
 
 @dataclass
@@ -113,11 +119,11 @@ def detect_video(video: VideoFrames, backend: LandmarkBackend, max_side: int,
     except KeyboardInterrupt:
         interrupted = True
     return Detections(points, np.array(stamps, np.float64), video.fps, video.width, video.height,
-                      np.array(times), interrupted)
+                      np.array(times), backend.scheme, interrupted)
 
 
 def detect_frame(backend: LandmarkBackend, rgb: np.ndarray, timestamp: float, max_side: int) -> np.ndarray | None:
-    """Landmarks (478, 2) in `rgb`'s pixels, detected on a copy no larger than max_side."""
+    """Landmarks (P, 2) in `rgb`'s pixels, detected on a copy no larger than max_side."""
     import cv2
 
     h, w = rgb.shape[:2]
@@ -154,13 +160,13 @@ class FrameStepper:
         self._last_time = -np.inf
         self.smoother.reset()
 
-    def step(self, points478: np.ndarray | None, timestamp: float) -> FrameResult:
-        if points478 is None:
+    def step(self, detected: np.ndarray | None, timestamp: float) -> FrameResult:
+        if detected is None:
             return FrameResult(self._held, None, False)
         if timestamp - self._last_time > self.config.reacquire_after_s:
             self._previous = None
             self.smoother.reset()
-        fit = self.fitter.fit_frame(self.points.select(points478), self.camera, self._previous)
+        fit = self.fitter.fit_frame(self.points.select(detected), self.camera, self._previous)
         if fit.rms_error > self.config.max_fit_error:
             return FrameResult(self._held, None, False, rejected=True)
         self._previous, self._last_time = fit, timestamp
@@ -227,12 +233,12 @@ class LiveTracker:
 
         data = load_face_model_data() if data is None else data
         self.config = config
-        self.points = default_fit_points(data, config)
+        self.backend = create_backend(config.landmarks) if backend is None else backend
+        self.points = fit_points(data, config, self.backend.scheme)
         self.fitter = FaceFitter(data, self.points.vertex_ids, self.points.barycentric, self.points.weights,
                                  config.fit)
         self.camera = PinholeCamera(width, height, config.fit.fov_deg)
         self.stepper = FrameStepper(self.fitter, self.points, self.camera, config)
-        self.backend = create_backend(config.landmarks) if backend is None else backend
         self.identity_spacing_s = identity_spacing_s
         self._data = data
         self._identity_samples: list[np.ndarray] = []
@@ -323,10 +329,10 @@ def track_video(video: str | Path | VideoFrames, config: TrackConfig = TrackConf
 
     video = video if isinstance(video, VideoFrames) else open_video(video)
     data = load_face_model_data() if data is None else data
-    points = default_fit_points(data, config)
     own_backend = backend is None
     backend = create_backend(config.landmarks) if own_backend else backend
     try:
+        points = fit_points(data, config, backend.scheme)
         detections = detect_video(video, backend, config.max_side, progress)
     finally:
         if own_backend:
@@ -335,12 +341,15 @@ def track_video(video: str | Path | VideoFrames, config: TrackConfig = TrackConf
     return SequenceFitter(data, points, config).run(detections, camera)
 
 
-def default_fit_points(data: FaceModelData, config: TrackConfig) -> FitPoints:
-    """Dense correspondence + 68 landmarks + iris centres (tracking/fit_points.py)."""
+def fit_points(data: FaceModelData, config: TrackConfig, scheme: str) -> FitPoints:
+    """The points fitted for a detector's scheme (tracking/fit_points.py): MediaPipe's dense
+    correspondence + 68 landmarks + iris centres, or the 68 iBUG points alone."""
     from tracking.correspondence import load_correspondence
-    from tracking.fit_points import build_fit_points
-    from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
 
+    if scheme == IBUG_68:
+        return ibug68_fit_points(data, config.landmark_weight, config.jaw_contour_weight)
+    if scheme != MEDIAPIPE_478:
+        raise ValueError(f"no fit points for landmark scheme {scheme!r}")
     c = load_correspondence()
     return build_fit_points(data, c.mediapipe_ids, c.vertex_ids, c.barycentric, c.weights,
                             np.asarray(MEDIAPIPE_TO_IBUG68), config.landmark_weight, config.jaw_contour_weight,

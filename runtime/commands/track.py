@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tracking.landmarks.registry import BACKENDS as LANDMARK_BACKENDS, SCHEMES
+
 DEFAULT_FOV = 60.0
 
 
@@ -26,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", default=None, help="also write a diagnostic overlay video (.mp4)")
     p.add_argument("--tracker", choices=["fit", "blendshapes"], default="fit",
                    help="fit: 3DMM fit to landmarks (default); blendshapes: MediaPipe's blendshape scores")
+    p.add_argument("--landmarks", choices=LANDMARK_BACKENDS, default="mediapipe",
+                   help="landmark detector the fit follows (default mediapipe; dlib and face-alignment "
+                        "are optional installs giving 68 points)")
     p.add_argument("--fov", type=float, default=DEFAULT_FOV,
                    help=f"assumed diagonal field of view of the camera, degrees (default {DEFAULT_FOV:g})")
     p.add_argument("--max-side", type=int, default=640,
@@ -42,7 +47,7 @@ def build_config(args: argparse.Namespace):
     """TrackConfig from the command line; unset smoothing options keep the defaults."""
     from dataclasses import replace
 
-    from tracking.fit_config import FitConfig
+    from tracking.fit_config import fit_config_for
     from tracking.smoothing import SmoothingConfig
     from tracking.tracker import TrackConfig
 
@@ -56,8 +61,9 @@ def build_config(args: argparse.Namespace):
     smoothing = SmoothingConfig(expression=tuned(smoothing.expression, args.expression_min_cutoff, args.expression_beta),
                                 rotation=tuned(smoothing.rotation, *pose),
                                 translation=tuned(smoothing.translation, *pose))
-    return TrackConfig(fit=FitConfig(fov_deg=args.fov), smoothing=smoothing, smooth=not args.no_smooth,
-                       max_side=args.max_side)
+    fit = fit_config_for(SCHEMES[args.landmarks], fov_deg=args.fov)
+    return TrackConfig(fit=fit, smoothing=smoothing, smooth=not args.no_smooth,
+                       landmarks=args.landmarks, max_side=args.max_side)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tracker == "fit":
         result = track_video(video, config, progress=progress)
     else:
+        if args.landmarks != "mediapipe":
+            raise ValueError("--tracker blendshapes takes MediaPipe's own scores; it cannot use --landmarks "
+                             f"{args.landmarks}")
         from tracking.blendshape_sequence import track_video_blendshapes
         result = track_video_blendshapes(video, config, progress=progress)
     params = result.params

@@ -8,6 +8,7 @@ import numpy as np
 
 MEDIAPIPE_478 = "mediapipe478"
 IBUG_68 = "ibug68"
+SCHEME_SIZES = {MEDIAPIPE_478: 478, IBUG_68: 68}  # points per detection
 
 
 @dataclass

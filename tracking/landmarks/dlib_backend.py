@@ -1,12 +1,16 @@
 """dlib's 68-point shape predictor (Kazemi & Sullivan) on its HOG face detector, optional.
 
-Not a dependency: `pip install dlib`, plus the predictor file
+Not a dependency: `pip install dlib-bin face_recognition_models` (dlib-bin is dlib as a wheel;
+`pip install dlib` builds the same from source). The predictor file
 `shape_predictor_68_face_landmarks.dat` (about 100 MB; not redistributable for commercial use:
-its iBUG 300-W training data forbids it), found on the asset lookup path (tracking/assets.py).
+its iBUG 300-W training data forbids it) is found on the asset lookup path (tracking/assets.py),
+else inside the `face_recognition_models` package, which ships it.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +21,29 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 PREDICTOR_URL = "http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2"
 
 
+def packaged_predictor() -> Path | None:
+    """The predictor inside an installed face_recognition_models, found without importing it (its
+    __init__ needs pkg_resources, which recent setuptools no longer has)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / "models" / PREDICTOR_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_predictor(explicit: str | os.PathLike | None = None) -> Path:
+    try:
+        return find_asset(PREDICTOR_FILE, explicit)
+    except AssetNotFoundError as e:
+        packaged = packaged_predictor() if explicit is None else None
+        if packaged is not None:
+            return packaged
+        raise BackendUnavailable(f"dlib needs {PREDICTOR_FILE}: pip install face_recognition_models, or "
+                                 f"download {PREDICTOR_URL} and unpack it (bunzip2) into {user_cache_dir()} "
+                                 f"({e})") from None
+
+
 class DlibBackend:
     name = "dlib"
     scheme = IBUG_68
@@ -25,13 +52,9 @@ class DlibBackend:
         try:
             import dlib
         except ImportError:
-            raise BackendUnavailable("dlib is not installed (pip install dlib); "
+            raise BackendUnavailable("dlib is not installed (pip install dlib-bin face_recognition_models); "
                                      "or use the default mediapipe backend") from None
-        try:
-            path = find_asset(PREDICTOR_FILE, predictor_path)
-        except AssetNotFoundError as e:
-            raise BackendUnavailable(f"dlib needs {PREDICTOR_FILE}: download {PREDICTOR_URL}, unpack it "
-                                     f"(bunzip2) into {user_cache_dir()} or pass its path ({e})") from None
+        path = find_predictor(predictor_path)
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))
         self.upsample = upsample  # detector upsampling: finds smaller faces, costs ~4x per step

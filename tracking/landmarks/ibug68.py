@@ -8,6 +8,10 @@ ICT landmark vertex of the same number.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from tracking.landmarks.base import IBUG_68, MEDIAPIPE_478
+
 # "Right"/"left" are the subject's: iBUG 17-21 and 36-41 are on the image's left for a frontal face.
 JAW = (127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356)
 RIGHT_BROW = (70, 63, 105, 66, 107)
@@ -23,3 +27,14 @@ MEDIAPIPE_TO_IBUG68: tuple[int, ...] = (JAW + RIGHT_BROW + LEFT_BROW + NOSE_RIDG
                                         + RIGHT_EYE + LEFT_EYE + OUTER_LIPS + INNER_LIPS)
 
 assert len(MEDIAPIPE_TO_IBUG68) == 68
+
+
+def to_ibug68(points: np.ndarray | None, scheme: str) -> np.ndarray:
+    """One detection's (68, 2) iBUG points, whatever its scheme; NaN for a frame without a face."""
+    if points is None:
+        return np.full((68, 2), np.nan, np.float32)
+    if scheme == IBUG_68:
+        return points
+    if scheme == MEDIAPIPE_478:
+        return points[np.asarray(MEDIAPIPE_TO_IBUG68)]
+    raise ValueError(f"unknown landmark scheme {scheme!r}")

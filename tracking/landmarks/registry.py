@@ -2,9 +2,10 @@
 package costs nothing until someone selects it (and then gives a one-line BackendUnavailable)."""
 from __future__ import annotations
 
-from tracking.landmarks.base import BackendUnavailable, LandmarkBackend
+from tracking.landmarks.base import IBUG_68, MEDIAPIPE_478, BackendUnavailable, LandmarkBackend
 
-BACKENDS = ("mediapipe", "face-alignment", "dlib")
+SCHEMES = {"mediapipe": MEDIAPIPE_478, "face-alignment": IBUG_68, "dlib": IBUG_68}  # name -> point scheme
+BACKENDS = tuple(SCHEMES)
 
 
 def create_backend(name: str = "mediapipe", **options) -> LandmarkBackend:
