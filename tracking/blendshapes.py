@@ -42,20 +42,24 @@ against the sha256 of that release.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
-import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
+from tracking.download import download
 from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES, file_checksum
 from tracking.native_log import FirstFacesHush, quiet_native_stderr
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION
 from tracking.pinhole import PinholeCamera
+
+logger = logging.getLogger(__name__)
 
 FACE_LANDMARKER_FILE = "face_landmarker.task"
 # Relative to each asset folder, as in the shared data (`shared/data/mediapipe/`).
@@ -142,13 +146,11 @@ def download_model(url: str = FACE_LANDMARKER_URL, folder: Path | None = None) -
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / FACE_LANDMARKER_FILE
     tmp = folder / f".{FACE_LANDMARKER_FILE}.partial"
-    print(f"downloading the MediaPipe Face Landmarker model (3.8 MB) from {url} to {target}")
+    logger.warning("downloading the MediaPipe Face Landmarker model (3.8 MB) from %s to %s", url, target)
     try:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-                while block := response.read(1 << 16):
-                    out.write(block)
-        except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
+            download(url, tmp, "Face Landmarker", progress=False)
+        except (OSError, HTTPException) as e:  # URLError, timeouts, refused or cut connections
             raise AssetNotFoundError(
                 f"{FACE_LANDMARKER_FILE} is not on this machine and downloading it from {url} failed "
                 f"({' '.join(str(e).split())}); put the file in {folder}") from None

@@ -6,10 +6,9 @@ the size and sha256 of every file the converter reads against `data/ict_facekit_
 with tracking/convert_ict.py and writes `ict_face_model.npz` into the user cache, where the
 asset lookup finds it from then on.
 
-The archive (about 130 MB) is downloaded to `<cache>/downloads/*.zip.part`: an interrupted
-download resumes with an HTTP Range request on the next run, or starts over when the server
-ignores the range. A damaged or altered archive fails its checksums and is deleted; one that was
-resumed is then fetched once more from the start. `SPLATCAM_ICT_BASE_URL` replaces
+The archive (about 130 MB) is downloaded to `<cache>/downloads/*.zip.part`; an interrupted
+download resumes on the next run (tracking/download.py). A damaged or altered archive fails its
+checksums and is deleted; one that was resumed is then fetched once more from the start. `SPLATCAM_ICT_BASE_URL` replaces
 `https://github.com/ICT-VGL/ICT-FaceKit` (a mirror, or a local server in the tests).
 """
 from __future__ import annotations
@@ -23,10 +22,9 @@ import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
-from urllib.error import HTTPError, URLError
-from urllib.request import Request, urlopen
 
 from tracking.assets import FACE_MODEL_FILE, AssetNotFoundError, user_cache_dir
+from tracking.download import BLOCK, download, megabytes
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +33,6 @@ BASE_URL_ENV = "SPLATCAM_ICT_BASE_URL"
 DEFAULT_BASE_URL = "https://github.com/ICT-VGL/ICT-FaceKit"
 MANUAL_ROUTE = ("put ict_face_model.npz in a folder and set SPLATCAM_ASSETS to it, or run: "
                 "git clone https://github.com/ICT-VGL/ICT-FaceKit && splatcam convert-ict ICT-FaceKit/FaceXModel")
-TIMEOUT_S = 30.0
-BLOCK = 1 << 20
 
 
 class FaceModelDownloadError(AssetNotFoundError):
@@ -63,47 +59,6 @@ def load_release(path: Path = RELEASE_FILE) -> Release:
 def archive_url(release: Release, base_url: str | None = None) -> str:
     base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     return f"{base.rstrip('/')}/archive/{release.commit}.zip"
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
-def download(url: str, target: Path, progress: bool = True, timeout: float = TIMEOUT_S) -> bool:
-    """Fetch `url` into `target`, resuming `target`.part if one is there. Returns whether it resumed.
-    Network and HTTP failures raise OSError (URLError, HTTPError, timeouts) or HTTPException."""
-    from tqdm import tqdm
-
-    part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "splatcam"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        response = urlopen(Request(url, headers=headers), timeout=timeout)
-    except HTTPError as e:
-        if e.code != 416 or not have:
-            raise
-        part.unlink()  # the partial file is not a prefix of what the server has now: start over
-        return download(url, target, progress, timeout)
-    with response:
-        resumed = response.status == 206 and response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
-        start = have if resumed else 0  # a server that ignores Range sends everything again
-        length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
-        logger.info("downloading %s (%s%s)", url, _megabytes(total) if total else "size unknown",
-                    f", resuming at {_megabytes(start)}" if resumed else "")
-        with open(part, "ab" if resumed else "wb") as f, \
-                tqdm(total=total, initial=start, unit="B", unit_scale=True, desc="ICT-FaceKit",
-                     disable=not progress, mininterval=1.0) as bar:
-            while block := response.read(BLOCK):
-                f.write(block)
-                bar.update(len(block))
-    size = part.stat().st_size
-    if total is not None and size != total:
-        raise HTTPException(f"connection closed after {_megabytes(size)} of {_megabytes(total)}")
-    os.replace(part, target)
-    return resumed
 
 
 def _member_names(archive: zipfile.ZipFile, release: Release) -> dict[str, zipfile.ZipInfo]:
@@ -172,7 +127,7 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
 
     def fetch() -> bool:
         try:
-            return download(url, archive, progress)
+            return download(url, archive, "ICT-FaceKit", progress)
         except (OSError, HTTPException) as e:
             reason = getattr(e, "reason", None) or e
             raise FaceModelDownloadError(f"downloading {url} failed ({reason}); run again to resume, or "
@@ -183,7 +138,7 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
                                       f"deleted; run again, or {MANUAL_ROUTE}")
 
     logger.warning("%s not found; fetching ICT-FaceKit (MIT) once from %s and converting it (%s of model files)",
-                   FACE_MODEL_FILE, url, _megabytes(release.total_bytes))
+                   FACE_MODEL_FILE, url, megabytes(release.total_bytes))
     # An archive left by an earlier run (interrupted while converting) counts as resumed.
     resumed = archive.is_file() or fetch()
     try:
