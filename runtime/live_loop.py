@@ -32,6 +32,12 @@ stop (a signal handler sets the stop flag), so Ctrl+C never lands as an exceptio
 code (MediaPipe, onnxruntime, a sink) halfway through a frame, and SIGTERM does not end the
 process with the MP4 unfinished. A second one raises KeyboardInterrupt. A webcam that disappears
 is reopened by capture/webcam.py; the loop says once per stall that it is waiting.
+
+Falling behind: when, after warm-up, the loop takes fewer than `BEHIND_FRACTION` of the
+frames its source delivers (the rate cap, else the source's rate) over `PACE_WINDOW_S`, and the
+inference backend is one that `auto` took from its memory of an earlier run, that memory is
+dropped (the load on the machine may have changed since) and the loop says so: the next start
+times the backends again. Racing them mid-call would stall the video for as long as they build.
 """
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ from tracking.tracker import FrameResult
 TRACK, SINK = "track", "sink"
 REPORT_LATENCY = "report_latency"
 AUDIO_DELAY_STEP_MS = 10  # call apps take the delay in steps like this
+PACE_WINDOW_S = 10.0  # the loop's frame rate is judged over windows this long ...
+BEHIND_FRACTION = 0.9  # ... and is behind its source below this share of the target rate
 
 
 def live_keymap() -> KeyMap:
@@ -227,6 +235,8 @@ class LiveLoop:
         self._grabber: LatestFrameGrabber | None = None
         self._reported = False
         self._stall_logged: float | None = None  # the stall already announced
+        self._target_fps = config.fps or source.fps
+        self._pace_window: tuple[float, int] | None = None  # (start time, frames taken by then)
 
     # ------------------------------------------------------------ control from other threads
 
@@ -367,6 +377,7 @@ class LiveLoop:
 
     def _after_frame(self) -> None:
         self._show_preview()
+        self._check_pace()
         timed = self.recorder.frames
         due = (self.config.report_after_frames and not self._reported
                and timed >= self.config.report_after_frames)
@@ -375,6 +386,28 @@ class LiveLoop:
             self._report_requested.clear()
             summary = self._summary()
             self.log(format_latency_report(summary) if summary else "latency: no frame timed yet")
+
+    def _check_pace(self) -> None:
+        """Behind the source with a remembered `auto` pick: forget it (module docstring)."""
+        forget = self.renderer.backend.forget_choice
+        if forget is None or not self._target_fps or self.frames <= self.config.warmup_frames:
+            return
+        now = time.perf_counter()
+        if self._pace_window is None:
+            self._pace_window = (now, self.frames)
+            return
+        start, frames = self._pace_window
+        if now - start < PACE_WINDOW_S:
+            return
+        self._pace_window = (now, self.frames)
+        fps = (self.frames - frames) / (now - start)
+        if fps >= BEHIND_FRACTION * self._target_fps:
+            return
+        forget()
+        self.renderer.backend.forget_choice = None
+        self.log(f"the loop runs at {fps:.1f} fps, behind its source's {self._target_fps:g}, with the inference "
+                 f"backend {self.renderer.backend.name} that auto picked on an earlier run; the next start times "
+                 "the backends again (or choose one with --backend)")
 
     def _summary(self) -> LatencySummary | None:
         with self._timing_lock:

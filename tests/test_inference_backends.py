@@ -81,29 +81,37 @@ def test_compile_backend_agrees_with_eager(avatar):
     assert_agrees_with_eager(backend, small, "cpu", TOLERANCE)
 
 
-def test_auto_picks_the_fastest_and_says_why(avatar, tmp_path, monkeypatch, capsys):
+def test_auto_picks_the_fastest_and_says_why(avatar, tmp_path, monkeypatch, caplog):
+    import logging
+
     import runtime.inference as inference
+    import runtime.inference.auto as auto
 
     # torch.compile is left out here only to keep the test short (its own test covers it).
     monkeypatch.setattr(inference, "available_backends", lambda device: ["torch", "onnxruntime"])
-    backend = create_backend("auto", avatar, "cpu", cache_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="runtime.inference"):
+        backend = create_backend("auto", avatar, "cpu", cache_dir=tmp_path)
     assert backend.name in ("torch", "onnxruntime")
-    assert "fastest" in backend.reason and "torch" in backend.reason and "onnxruntime" in backend.reason
-    err = capsys.readouterr().err
-    assert "auto: timing torch, onnxruntime on cpu" in err  # said before the slow part
-    assert f"auto -> {backend.name}" in err
-    ms = {part.split()[0]: float(part.split()[1]) for part in backend.reason.split(": ", 1)[1].split(" (")[0]
-          .replace("generator + SR per frame ", "").split(", ")}
+    assert "torch" in backend.reason and "onnxruntime" in backend.reason and "interleaved rounds" in backend.reason
+    assert "auto: timing torch, onnxruntime on cpu" in caplog.text  # said before the slow part
+    assert f"auto -> {backend.name}" in caplog.text
+    ms = {part.split()[0]: float(part.split()[1]) for part in
+          backend.reason.split("per frame ", 1)[1].split(" (")[0].split(", ")}
     assert ms[backend.name] == min(ms.values())
     assert_agrees_with_eager(backend, avatar, "cpu", TOLERANCE)
+    assert backend.forget_choice is None  # measured now, not remembered
 
-    # The next start builds only the remembered winner, without measuring again.
-    def no_timing(*a, **k):
-        raise AssertionError("measured again although the choice was cached")
+    # The next start builds only the remembered winner, without racing again ...
+    def no_race(*a, **k):
+        raise AssertionError("raced again although the choice was cached")
 
-    monkeypatch.setattr(inference, "frame_time_ms", no_timing)
+    monkeypatch.setattr(auto, "race", no_race)
     again = create_backend("auto", avatar, "cpu", cache_dir=tmp_path)
     assert again.name == backend.name and "measured earlier" in again.reason
+    # ... until the live loop, behind its source, asks for a new race.
+    again.forget_choice()
+    with pytest.raises(AssertionError, match="raced again"):
+        create_backend("auto", avatar, "cpu", cache_dir=tmp_path)
 
 
 def test_available_backends_on_this_machine():

@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdin is not None and sys.stdin.isatty():
             _report_on_enter(loop)
         print(f"live: {source.name} ({source.width}x{source.height}) -> avatar {args.avatar} "
-              f"({renderer.backend.name} on {renderer.device}, raster {raster}) -> "
+              f"({renderer.backend.name} on {renderer.device}: {renderer.backend.reason}; raster {raster}) -> "
               f"{', '.join(outputs)} at {renderer.width}x{renderer.height}, {fps:g} fps. "
               f"Hold a neutral face for the first seconds; Ctrl+C stops"
               f"{', Enter prints the latency' if sys.stdin is not None and sys.stdin.isatty() else ''}.",

@@ -6,19 +6,16 @@
 
 Backends: `torch` (eager PyTorch, the reference), `compile` (torch.compile), `onnxruntime`
 (the exported graphs, CPU or CUDA provider), `tensorrt` (FP16 engines, CUDA only). `auto`
-builds every backend available on the device, times generator + SR on a few frames at the
-avatar's render size, keeps the fastest and prints which one and the timings that decided it
-(also kept in `backend.reason`); the choice is remembered in the cache per avatar and machine.
+builds every backend available on the device, races them in interleaved rounds of generator +
+SR at the avatar's render size until one is clearly fastest (runtime/inference/auto.py), and
+logs which one and the numbers that decided it (also kept in `backend.reason`); the choice is
+remembered in the cache per avatar and machine, and `backend.forget_choice` (None unless the
+pick was remembered) makes the next start race again.
 Tensors returned live on `backend.device`.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import statistics
-import sys
-import time
+import logging
 from pathlib import Path
 
 import torch
@@ -26,13 +23,13 @@ import torch
 from avatar.checkpoint import Avatar
 from export.onnx_export import ExportError
 from runtime.cli import UserError
+from runtime.inference import auto
 from runtime.inference.base import BackendBase, InferenceBackend
 from tracking.assets import user_cache_dir
 
 AUTO = "auto"
 BACKENDS = ("torch", "compile", "onnxruntime", "tensorrt")
-AUTO_FRAMES = 5  # timed frames per candidate, after one warm-up frame
-AUTO_CHOICES_FILE = "inference_auto.json"
+logger = logging.getLogger(__name__)
 
 __all__ = ["AUTO", "BACKENDS", "InferenceBackend", "available_backends", "backend_status", "create_backend"]
 
@@ -71,100 +68,43 @@ def _build(name: str, avatar: Avatar, device: torch.device, cache_dir: Path | No
     return TensorRTBackend(avatar, device, cache_dir)
 
 
-def frame_time_ms(backend: InferenceBackend, avatar: Avatar, frames: int = AUTO_FRAMES, seed: int = 0) -> float:
-    """Median wall time of generate + upsample at the avatar's render size, after one warm-up frame."""
-    from export.parity import random_inputs
-
-    gen = torch.Generator().manual_seed(seed)
-    times = []
-    for i in range(frames + 1):
-        theta, pose, image = (t.to(backend.device) for t in random_inputs(avatar, gen))
-        image = image[0].permute(1, 2, 0)
-        if backend.device.type == "cuda":
-            torch.cuda.synchronize(backend.device)
-        start = time.perf_counter()
-        backend.generate(theta, pose)
-        backend.upsample(image)
-        if backend.device.type == "cuda":
-            torch.cuda.synchronize(backend.device)
-        if i:
-            times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
-
-
-def _auto_key(avatar: Avatar, device: torch.device, candidates: list[str]) -> str:
-    """What the auto choice depends on: the avatar, the machine, the candidates and their versions."""
-    from export.onnx_export import avatar_fingerprint
-
-    try:
-        import onnxruntime
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = "none"
-
-    if device.type == "cuda":
-        machine = torch.cuda.get_device_name(device)
-    else:
-        machine = f"{platform.machine()} {platform.processor()} x{torch.get_num_threads()} threads"
-    return " | ".join([avatar_fingerprint(avatar)[:16], machine, ",".join(candidates),
-                       f"torch {torch.__version__}", f"onnxruntime {ort_version}"])
-
-
-def _read_choices(path: Path) -> dict:
-    try:
-        choices = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return choices if isinstance(choices, dict) else {}
-
-
 def _fastest(avatar: Avatar, device: torch.device, cache_dir: Path | None) -> BackendBase:
-    """Measure every available backend and keep the fastest; the choice is remembered per
-    avatar and machine so later starts build only the winner (torch.compile alone costs tens
-    of seconds to build on a CPU)."""
+    """Race every available backend (runtime/inference/auto.py) and keep the winner; the choice
+    is remembered per avatar and machine so later starts build only the winner (torch.compile
+    alone costs tens of seconds to build on a CPU)."""
     candidates = available_backends(device)
-    choices_file = (Path(cache_dir) if cache_dir is not None else user_cache_dir()) / AUTO_CHOICES_FILE
-    key = _auto_key(avatar, device, candidates)
-    remembered = _read_choices(choices_file).get(key)
+    choices_file = (Path(cache_dir) if cache_dir is not None else user_cache_dir()) / auto.CHOICES_FILE
+    key = auto.choice_key(avatar, device, candidates)
+    remembered = auto.read_choices(choices_file).get(key)
     if isinstance(remembered, dict) and remembered.get("backend") in candidates:
         try:
             best = _build(remembered["backend"], avatar, device, cache_dir)
         except ExportError:
-            pass  # measure again below
+            pass  # race again below
         else:
             best.reason = f"{remembered.get('reason', 'fastest when measured')}; measured earlier ({choices_file})"
-            print(f"inference backend auto -> {best.name}: {best.reason}", file=sys.stderr)
+            best.forget_choice = lambda: auto.forget_choice(choices_file, key)
+            logger.info("inference backend auto -> %s: %s", best.name, best.reason)
             return best
 
-    print(f"inference backend auto: timing {', '.join(candidates)} on {device}, once for this avatar and "
-          "machine (building torch.compile or TensorRT engines can take minutes)", file=sys.stderr)
-    timings: dict[str, float] = {}
+    logger.info("inference backend auto: timing %s on %s against each other, once for this avatar and machine "
+                "(building torch.compile or TensorRT engines can take minutes)", ", ".join(candidates), device)
+    built: dict[str, BackendBase] = {}
     skipped: list[str] = []
-    best = None
     for name in candidates:
         try:
-            candidate = _build(name, avatar, device, cache_dir)
+            built[name] = _build(name, avatar, device, cache_dir)
         except ExportError as e:  # e.g. TensorRT present but unable to build this graph
             skipped.append(f"{name}: {e}")
-            continue
-        timings[name] = frame_time_ms(candidate, avatar)
-        if best is None or timings[name] < timings[best.name]:
-            best = candidate
-    if best is None:
+    if not built:
         raise UserError(f"no inference backend works on {device} ({'; '.join(skipped)})")
-    ranked = ", ".join(f"{n} {ms:.1f} ms" for n, ms in sorted(timings.items(), key=lambda kv: kv[1]))
-    best.reason = (f"fastest of the backends available on {device}: generator + SR per frame {ranked} "
-                   f"(median of {AUTO_FRAMES})" + (f"; skipped {'; '.join(skipped)}" if skipped else ""))
-    print(f"inference backend auto -> {best.name}: {best.reason}", file=sys.stderr)
-    choices = _read_choices(choices_file)
-    choices[key] = {"backend": best.name, "reason": best.reason, "ms": timings}
-    try:
-        choices_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = choices_file.with_name(f".{choices_file.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(choices, indent=1) + "\n")
-        os.replace(tmp, choices_file)
-    except OSError:
-        pass  # a read-only cache only costs a new measurement next time
+    result = auto.race(built, avatar)
+    best = built[result.winner]
+    best.reason = result.reason() + (f"; skipped {'; '.join(skipped)}" if skipped else "")
+    logger.info("inference backend auto -> %s: %s", best.name, best.reason)
+    choices = auto.read_choices(choices_file)
+    choices[key] = {"backend": best.name, "reason": best.reason, "ms": result.medians_ms}
+    auto.write_choices(choices_file, choices)
     return best
 
 

@@ -1,7 +1,7 @@
 """The interface every inference backend implements, and the shared tensor plumbing."""
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -30,7 +30,8 @@ class BackendBase:
 
     `_generate(θ (53,), β (6,))` returns the five generator tensors; `_upsample` maps a
     (1, C, H, W) image to (1, 3, 4H, 4W). Both get contiguous float32 tensors on `device`.
-    `reason` says why this backend is the one in use (set by `auto`).
+    `reason` says why this backend is the one in use (set by `auto`); `forget_choice`, set by
+    `auto` when it took a remembered pick, drops that memory so the next start races again.
     """
 
     name = "base"
@@ -40,6 +41,7 @@ class BackendBase:
         self.num_gaussians = avatar.model.num_gaussians
         self.channels = avatar.config.color_channels
         self.reason = "requested"
+        self.forget_choice: Callable[[], None] | None = None
 
     def _generate(self, expression: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
