@@ -413,7 +413,7 @@ def pose_to_world(rotation: np.ndarray, translation: np.ndarray, viewmat: np.nda
     x_cam = V (R x + t)  with V = [Rv | tv]  gives  R_w = Rv^T R, t_w = Rv^T (t - tv)."""
     import torch
 
-    from tracking.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     rv, tv = viewmat[:3, :3].astype(np.float64), viewmat[:3, 3].astype(np.float64)
     R = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()

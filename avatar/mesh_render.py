@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from avatar.camera import Camera
 from avatar.raster import RenderResult, rasterize
-from tracking.rotations import matrix_to_quat
+from core.rotations import matrix_to_quat
 
 SURFEL_SPREAD = 0.45
 SURFEL_THICKNESS = 0.1

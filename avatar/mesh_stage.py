@@ -44,8 +44,8 @@ from avatar.mlp import PointMLP
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
 from avatar.training_data import TrainingData
+from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
-from tracking.rotations import axis_angle_to_matrix
 
 
 ELLIPSOID_GROWTH = 1.1

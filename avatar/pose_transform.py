@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tracking.rotations import axis_angle_to_matrix, axis_angle_to_quat, quat_multiply
+from core.rotations import axis_angle_to_matrix, axis_angle_to_quat, quat_multiply
 
 
 def pose_transform(means: torch.Tensor, quats: torch.Tensor,

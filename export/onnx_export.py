@@ -34,7 +34,7 @@ from torch import nn
 
 from avatar.checkpoint import Avatar
 from avatar.head_model import GaussianHeadModel
-from tracking.assets import user_cache_dir
+from core.paths import user_cache_dir
 from tracking.params import N_EXPRESSION
 
 OPSET = 17

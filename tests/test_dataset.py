@@ -6,7 +6,7 @@ import torch
 
 from avatar.dataset import (crop_intrinsics, crop_square, heldout_mask, load_dataset, pose_to_world,
                             prepare_multiview, prepare_video, stable_crop)
-from tracking.rotations import axis_angle_to_matrix
+from core.rotations import axis_angle_to_matrix
 
 
 def _project(K, p):

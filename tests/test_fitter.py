@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from core.rotations import axis_angle_to_matrix
 from tracking.face_model import FaceModel, load_face_model_data
 from tracking.fit_config import FitConfig
-from tracking.fitter import FaceFitter, _State, _so3_exp
+from tracking.fitter import FaceFitter, _State
 from tracking.params import EXPRESSION_NAMES, expression_index
 from tracking.pinhole import PinholeCamera
-from tracking.rotations import axis_angle_to_matrix
 
 CAMERA = PinholeCamera(640, 480, 60.0)
 # Priors small enough that noise-free data pins the answer, large enough to keep it well posed.
@@ -75,13 +75,13 @@ def test_jacobian_matches_finite_differences(data, surface):
     fitter.set_identity(rng.normal(size=100))
     points = render(data, tri, bary, rng.normal(size=100), random_expression(rng), *random_pose(rng))
     obs = fitter._observation(points[None], CAMERA)
-    state = _State(_so3_exp(torch.tensor([[0.1, -0.2, 0.05]])), torch.tensor([[0.02, -0.03, 2.1]]),
+    state = _State(axis_angle_to_matrix(torch.tensor([[0.1, -0.2, 0.05]])), torch.tensor([[0.02, -0.03, 2.1]]),
                    torch.rand(1, 53) * 0.6 + 0.2)
     ev = fitter._evaluate(fitter._base[None], state, obs, None)
     _, _, jac, _, _ = fitter._linearise(ev, state, obs, None)
 
     def residual(delta):  # same ordering as the Jacobian's rows: (image axis, point)
-        s = _State(state.R @ _so3_exp(delta[None, :3]), state.t + delta[None, 3:6], state.e + delta[None, 6:])
+        s = _State(state.R @ axis_angle_to_matrix(delta[None, :3]), state.t + delta[None, 3:6], state.e + delta[None, 6:])
         e = fitter._evaluate(fitter._base[None], s, obs, None)
         return (e.r * fitter._point_weight.sqrt()[None, :, None]).transpose(1, 2).reshape(-1)
 

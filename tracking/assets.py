@@ -4,16 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.paths import user_cache_dir
+
 FACE_MODEL_FILE = "ict_face_model.npz"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class AssetNotFoundError(FileNotFoundError):
     """An asset is nowhere on the lookup path; the message says where we looked."""
-
-
-def user_cache_dir() -> Path:
-    return Path(os.environ.get("SPLATCAM_CACHE", Path.home() / ".cache" / "splatcam"))
 
 
 def shared_data_dir() -> Path:

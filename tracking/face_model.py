@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.rotations import axis_angle_to_matrix
 from tracking.assets import FACE_MODEL_FILE, AssetNotFoundError, find_asset
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, N_LANDMARKS
-from tracking.rotations import axis_angle_to_matrix
 
 CM_TO_CANONICAL = 0.04
 # Canonical = CM_TO_CANONICAL * diag(1, -1, -1) @ ICT (a rotation by pi about x, then scale).

@@ -26,18 +26,16 @@ import cv2
 import numpy as np
 import torch
 
+from core.rotations import axis_angle_to_matrix, matrix_to_rotvec, rotvec_to_matrix
 from tracking.face_model import FaceModel, FaceModelData
 from tracking.fit_config import FitConfig
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, FaceParams
 from tracking.pinhole import PinholeCamera
-from tracking.rotations import axis_angle_to_matrix
 
 # Single precision: twice as fast for the normal matrix and accurate to far below a pixel here.
 DTYPE = torch.float32
 N_POSE = 6
 N_FRAME = N_POSE + N_EXPRESSION
-_EYE3 = torch.eye(3, dtype=DTYPE)
-_HALF, _TWO = torch.tensor(0.5, dtype=DTYPE), torch.tensor(2.0, dtype=DTYPE)  # see FaceFitter scalars
 
 
 @dataclass
@@ -88,15 +86,6 @@ class _Evaluation:
     def select(self, keep: torch.Tensor, other: "_Evaluation") -> "_Evaluation":
         return _Evaluation(*(torch.where(keep.view(-1, *([1] * (a.ndim - 1))), a, b)
                              for a, b in zip(vars(self).values(), vars(other).values())))
-
-
-def _so3_exp(w: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices (B, 3, 3) of axis-angle increments (B, 3) (Rodrigues, no cancellation):
-    I + sin(t)/t K + 2 (sin(t/2)/t)^2 K^2 with K = [w]x, t = |w|."""
-    theta = torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_(min=1e-12).unsqueeze(-1)
-    K = torch.linalg.cross(_EYE3.expand(w.shape[0], 3, 3), w.unsqueeze(1).expand(-1, 3, -1))
-    half_sinc = torch.sin(theta * _HALF).div_(theta)
-    return (_EYE3 + torch.sin(theta).div_(theta) * K).add_(half_sinc.square_().mul_(_TWO) * (K @ K))
 
 
 class FaceFitter:
@@ -193,8 +182,7 @@ class FaceFitter:
             state = self._initial_pose(obs, 1)
             prev_e, iterations = None, self.config.cold_iterations
         else:
-            state = _State(torch.from_numpy(cv2.Rodrigues(previous.rotation.astype(np.float64))[0]
-                                            .astype(np.float32))[None],
+            state = _State(torch.from_numpy(rotvec_to_matrix(previous.rotation).astype(np.float32))[None],
                            torch.from_numpy(np.asarray(previous.translation, np.float32))[None],
                            torch.from_numpy(np.asarray(previous.expression, np.float32))[None])
             prev_e, iterations = state.e, self.config.frame_iterations
@@ -319,7 +307,7 @@ class FaceFitter:
         return torch.linalg.solve(Hf, (g * f).unsqueeze(-1)).squeeze(-1).neg_()
 
     def _step(self, s: _State, delta: torch.Tensor) -> _State:
-        R = s.R @ _so3_exp(delta[:, :3])
+        R = s.R @ axis_angle_to_matrix(delta[:, :3])
         e = (s.e + delta[:, N_POSE:]).clamp_(0.0, 1.0).mul_(self._free_expression_f)
         return _State(R, s.t + delta[:, 3:6], e)
 
@@ -387,7 +375,6 @@ class FaceFitter:
     @staticmethod
     def _frame_fits(s: _State, ev: _Evaluation) -> list[FrameFit]:
         rms = ev.norm.square().mean(-1).sqrt()
-        # OpenCV's Rodrigues is exact and much cheaper than a batched torch path for a few frames.
-        return [FrameFit(rotation=cv2.Rodrigues(s.R[b].double().numpy())[0][:, 0].astype(np.float32),
+        return [FrameFit(rotation=matrix_to_rotvec(s.R[b].double().numpy()).astype(np.float32),
                          translation=s.t[b].numpy().copy(), expression=s.e[b].numpy().copy(),
                          rms_error=float(rms[b])) for b in range(s.R.shape[0])]

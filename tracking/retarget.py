@@ -20,26 +20,18 @@ position, in camera axes, is added to the avatar's neutral position.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from core.rotations import matrix_to_rotvec, rotvec_to_matrix
 from tracking.driving_frame import DrivingFrame
-
-
-def _matrix(rotation: np.ndarray) -> np.ndarray:
-    return cv2.Rodrigues(np.asarray(rotation, np.float64).reshape(3, 1))[0]
-
-
-def _axis_angle(R: np.ndarray) -> np.ndarray:
-    return cv2.Rodrigues(R)[0][:, 0]
 
 
 def chordal_mean_rotation(rotations: np.ndarray) -> np.ndarray:
     """The rotation (axis-angle) closest in Frobenius norm to the mean of the rotation matrices."""
-    mean = np.mean([_matrix(r) for r in rotations], axis=0)
+    mean = rotvec_to_matrix(rotations).mean(0)
     u, _, vt = np.linalg.svd(mean)
     d = np.sign(np.linalg.det(u @ vt))
-    return _axis_angle(u @ np.diag([1.0, 1.0, d]) @ vt)
+    return matrix_to_rotvec(u @ np.diag([1.0, 1.0, d]) @ vt)
 
 
 class NeutralCalibrator:
@@ -98,10 +90,10 @@ def retarget_expression(expression: np.ndarray, driver_neutral: np.ndarray,
 
 def retarget(frame: DrivingFrame, driver_neutral: DrivingFrame, avatar_neutral: DrivingFrame) -> DrivingFrame:
     """The driver's frame expressed relative to their neutral, applied to the avatar's neutral."""
-    relative = _matrix(driver_neutral.rotation).T @ _matrix(frame.rotation)
+    relative = rotvec_to_matrix(driver_neutral.rotation).T @ rotvec_to_matrix(frame.rotation)
     return DrivingFrame(
         expression=retarget_expression(frame.expression, driver_neutral.expression, avatar_neutral.expression),
-        rotation=_axis_angle(_matrix(avatar_neutral.rotation) @ relative),
+        rotation=matrix_to_rotvec(rotvec_to_matrix(avatar_neutral.rotation) @ relative),
         translation=avatar_neutral.translation + (frame.translation - driver_neutral.translation),
     )
 

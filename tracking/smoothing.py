@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from core.rotations import matrix_to_rotvec, rotvec_to_matrix
 from tracking.driving_frame import DrivingFrame
 from tracking.params import N_EXPRESSION
 
@@ -111,21 +111,17 @@ class OneEuroRotationFilter:
         self._time = 0.0
 
     def __call__(self, rotation: np.ndarray, timestamp: float) -> np.ndarray:
-        R = cv2.Rodrigues(np.asarray(rotation, np.float64).reshape(3, 1))[0]
+        R = rotvec_to_matrix(rotation)
         if self._R is None:
             self._R, self._time = R, timestamp
-            return _log(R)
+            return matrix_to_rotvec(R)
         dt = timestamp - self._time
         if dt <= 0:
-            return _log(self._R)
+            return matrix_to_rotvec(self._R)
         self._time = timestamp
-        step = _log(self._R.T @ R)  # from the last filtered rotation to the new one, head frame
-        self._R = self._R @ cv2.Rodrigues(self._gain(step, dt) * step)[0]
-        return _log(self._R)
-
-
-def _log(R: np.ndarray) -> np.ndarray:
-    return cv2.Rodrigues(R)[0][:, 0]
+        step = matrix_to_rotvec(self._R.T @ R)  # from the last filtered rotation to the new one, head frame
+        self._R = self._R @ rotvec_to_matrix(self._gain(step, dt) * step)
+        return matrix_to_rotvec(self._R)
 
 
 @dataclass

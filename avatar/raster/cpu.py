@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from avatar.raster.projection import project_gaussians
-from tracking.assets import user_cache_dir
+from core.paths import user_cache_dir
 
 SOURCE = Path(__file__).with_name("tile_raster.cpp")
 MIN_ALPHA_FOR_DEPTH = 1e-10

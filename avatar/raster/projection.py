@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tracking.rotations import quat_to_matrix
+from core.rotations import quat_to_matrix
 
 NEAR_PLANE = 0.01
 FAR_PLANE = 1e10

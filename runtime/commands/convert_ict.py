@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tracking.assets import FACE_MODEL_FILE, user_cache_dir
+    from core.paths import user_cache_dir
+    from tracking.assets import FACE_MODEL_FILE
     from tracking.convert_ict import convert_ict, write_face_model
 
     out = Path(args.out) if args.out is not None else user_cache_dir() / FACE_MODEL_FILE

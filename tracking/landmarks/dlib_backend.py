@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
+from core.paths import user_cache_dir
+from tracking.assets import AssetNotFoundError, find_asset
 from tracking.landmarks.base import IBUG_68, BackendUnavailable, Landmarks
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
