@@ -16,15 +16,18 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 
 import runtime.commands  # noqa: E402
-
-
-class UserError(Exception):
-    """A problem with the user's input; printed as one line, exit code 2."""
+from core import log  # noqa: E402
+from core.errors import UserError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="splatcam", description="Real-time Gaussian head avatars: track, train, render, go live.")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=log.VERBOSE,
+                          default=log.NORMAL, help="also show debug messages")
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=log.QUIET,
+                          help="show only warnings and errors from the library (results still print)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(runtime.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"runtime.commands.{info.name}")
@@ -64,6 +67,7 @@ def _forget_caught_interrupts() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log.configure(args.verbosity)
     previous_sigterm = _sigterm_as_ctrl_c()
     try:
         return int(args.func(args) or 0)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from avatar.super_resolution import SR_FACTOR
+from core.errors import UserError
 from export.tensorrt_engine import (INSTALL_HINT, TensorRTUnavailable, engine_key, import_tensorrt,
                                     sr_shape_profile, tensorrt_status)
 from export_helpers import random_tiny_avatar
-from runtime.cli import UserError
 from runtime.inference import BACKENDS, InferenceBackend, available_backends, backend_status, create_backend
 
 TOLERANCE = 1e-4

@@ -9,7 +9,7 @@ from pyvirtualcam.util import encode_fourcc
 
 from capture.devices import list_video_devices
 from capture.video_file import VideoFileSource
-from runtime.cli import UserError
+from core.errors import UserError
 from runtime.sinks.base import Sink, SinkUnavailable
 from runtime.sinks.file import FileSink
 from runtime.sinks.null import NullSink

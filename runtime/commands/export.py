@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from avatar.checkpoint import load_avatar
     from export.onnx_export import OPSET, avatar_fingerprint, export_avatar
     from export.parity import onnx_parity
-    from runtime.cli import UserError
+    from core.errors import UserError
     from runtime.pipeline import resolve_avatar_dir
 
     if args.trials < 1:

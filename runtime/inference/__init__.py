@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from avatar.checkpoint import Avatar
+from core.errors import UserError
+from core.paths import user_cache_dir
 from export.onnx_export import ExportError
-from runtime.cli import UserError
 from runtime.inference import auto
 from runtime.inference.base import BackendBase, InferenceBackend
-from tracking.assets import user_cache_dir
 
 AUTO = "auto"
 BACKENDS = ("torch", "compile", "onnxruntime", "tensorrt")

@@ -5,7 +5,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from runtime.cli import UserError
+from core.errors import UserError
 
 
 class SinkUnavailable(UserError):
