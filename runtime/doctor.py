@@ -31,7 +31,7 @@ class Probe:
     face_model: str | None  # where the ICT model was found
     face_model_error: str | None
     mediapipe_version: str | None
-    demo_avatar: str | None  # the built demo avatar, None if not built yet
+    demo_avatar: str | None  # the current demo avatar (shipped, else cached), None if neither is current
     cache_dir: str
     cache_free_mb: float
 
@@ -94,8 +94,8 @@ def probe() -> Probe:
         face_model, face_error = str(find_asset(FACE_MODEL_FILE)), None
     except FileNotFoundError as e:
         face_model, face_error = None, str(e)
-    from avatar.demo_avatar import demo_avatar_dir
-    demo = demo_avatar_dir()
+    from avatar.demo_avatar import SHIPPED_DIR, cached_demo_avatar_dir, demo_avatar_problem
+    demo = next((d for d in (SHIPPED_DIR, cached_demo_avatar_dir()) if demo_avatar_problem(d) is None), None)
     cache = user_cache_dir()
     return Probe(
         platform=sys.platform,
@@ -110,7 +110,7 @@ def probe() -> Probe:
         display=bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin"),
         face_model=face_model, face_model_error=face_error,
         mediapipe_version=_version("mediapipe"),
-        demo_avatar=str(demo) if (demo / "avatar.json").is_file() else None,
+        demo_avatar=str(demo) if demo is not None else None,
         cache_dir=str(cache), cache_free_mb=_free_mb(cache),
     )
 
@@ -170,13 +170,15 @@ def diagnose(p: Probe) -> Diagnosis:
     if p.face_model:
         add(Row("ICT face model", True, p.face_model, required=True))
     else:
-        add(Row("ICT face model", False, "not found", "no tracking, no demo avatar",
-                "git clone https://github.com/ICT-VGL/ICT-FaceKit && splatcam convert-ict ICT-FaceKit/FaceXModel",
-                required=True))
+        add(Row("ICT face model", False, "not found yet", "no tracking until the first tracking command "
+                "downloads it (ICT-FaceKit, about 130 MB)",
+                "be online for the first `splatcam live` or `track`, or: git clone https://github.com/ICT-VGL/ICT-FaceKit "
+                "&& splatcam convert-ict ICT-FaceKit/FaceXModel", required=True))
     add(Row("MediaPipe", p.mediapipe_version is not None, p.mediapipe_version or "not installed",
             "" if p.mediapipe_version else "no face tracking",
             "" if p.mediapipe_version else "pip install mediapipe==0.10.21", required=True))
-    add(Row("demo avatar", True, p.demo_avatar or "not built yet (built on first use, or: splatcam make-demo-avatar)"))
+    add(Row("demo avatar", True, p.demo_avatar or "the shipped one is stale: built into the cache on first use "
+            "(or: splatcam make-demo-avatar)"))
     cache_ok = p.cache_free_mb >= MIN_FREE_CACHE_MB
     add(Row("disk cache", cache_ok, f"{p.cache_dir} ({p.cache_free_mb:,.0f} MB free)",
             "" if cache_ok else "the demo avatar, ONNX files and engines cannot be cached",

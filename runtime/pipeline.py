@@ -128,7 +128,7 @@ def resolve_avatar_dir(spec: str) -> Path:
     """An avatar directory from `--avatar`: a path, or "demo" for the built-in mannequin."""
     if spec != "demo":
         return Path(spec)
-    from avatar.demo_avatar import ensure_demo_avatar  # builds it into the user cache on first use
+    from avatar.demo_avatar import ensure_demo_avatar  # the shipped mannequin (no face model needed)
     return ensure_demo_avatar()
 
 

@@ -54,7 +54,21 @@ def test_without_camera_or_display_the_demo_records_to_a_file():
     assert want == {"out": str(DEFAULT_OUT)} and "no virtual camera" in why
 
 
-def test_demo_video_shows_the_mouth_moving(demo_avatar, tmp_path, capsys):
+def test_demo_video_shows_the_mouth_moving_without_the_face_model(demo_avatar, tmp_path, capsys, monkeypatch):
+    import tracking.face_model
+    import tracking.face_model_download
+    from tracking.assets import AssetNotFoundError
+
+    rows, cols = mouth_box(demo_avatar)  # before the face model goes away
+
+    def nowhere(*args, **kwargs):
+        raise AssetNotFoundError("no face model on this machine")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the procedural demo must not need the face model")
+
+    monkeypatch.setattr(tracking.face_model, "find_asset", nowhere)
+    monkeypatch.setattr(tracking.face_model_download, "fetch_face_model", no_download)
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--procedural", "--out", str(out)]) == 0
     printed = capsys.readouterr()
@@ -63,7 +77,6 @@ def test_demo_video_shows_the_mouth_moving(demo_avatar, tmp_path, capsys):
     # Real-time: a loaded machine may drop some frames, never most of them.
     assert len(frames) >= 0.5 * DURATION_S * PROCEDURAL_FPS
     assert frames.shape[1:] == (256, 256, 3)
-    rows, cols = mouth_box(demo_avatar)
     mouth = frames[:, rows, cols]
     change = np.abs(mouth - mouth[0]).mean(axis=(1, 2, 3))
     rest = change[: int(PROCEDURAL_FPS * 0.5 * 1.2)]  # the script is neutral for its first 1.5 s

@@ -8,6 +8,7 @@ the head pose by cv2.Rodrigues. Head size = bounding-box diagonal of the mean he
 """
 import json
 import math
+import os
 import shutil
 
 import cv2
@@ -17,9 +18,11 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from avatar.checkpoint import load_avatar, save_avatar
-from avatar.demo_avatar import demo_avatar_problem, ensure_demo_avatar
+import avatar.demo_avatar as demo_module
+from avatar.demo_avatar import SHIPPED_DIR, demo_avatar_problem, ensure_demo_avatar
 from avatar.mannequin import (CLASSES, GAZE_PITCH_DEG, GAZE_YAW_DEG, MANNEQUIN_VERSION, MannequinSpec,
-                              head_size, random_expressions, sample_surface)
+                              build_mannequin, head_size, initial_model, mannequin_camera, mannequin_config,
+                              random_expressions, random_poses, sample_surface)
 from avatar.raster import render_gaussians
 from avatar.super_resolution import SR_FACTOR
 from tracking.face_model import FaceModel, load_face_model_data
@@ -161,7 +164,7 @@ def test_checkpoint_round_trip_and_staleness(setup, demo_avatar, tmp_path):
     meta = json.loads((demo_avatar / "avatar.json").read_text())
     assert meta["training"]["mannequin_version"] == MANNEQUIN_VERSION
     assert meta["face_model_checksum"] == data.checksum
-    assert demo_avatar_problem(demo_avatar, data.checksum) is None
+    assert demo_avatar_problem(demo_avatar) is None
 
     copy = save_avatar(avatar, tmp_path / "copy")
     again = load_avatar(copy)
@@ -176,19 +179,22 @@ def test_checkpoint_round_trip_and_staleness(setup, demo_avatar, tmp_path):
     np.testing.assert_array_equal(again.anchor_translation.numpy(), avatar.anchor_translation.numpy())
     np.testing.assert_array_equal(again.camera.K.numpy(), avatar.camera.K.numpy())
 
-    # A demo avatar of another mannequin version is stale; a current one is kept as is.
+    # A demo avatar of another mannequin version is stale.
     stale = tmp_path / "stale"
     shutil.copytree(demo_avatar, stale)
     meta["training"]["mannequin_version"] = MANNEQUIN_VERSION - 1
     (stale / "avatar.json").write_text(json.dumps(meta))
-    assert "version" in demo_avatar_problem(stale, data.checksum)
-    assert "built from another" in demo_avatar_problem(demo_avatar, "0" * 64)
-    assert "not built" in demo_avatar_problem(tmp_path / "nothing", data.checksum)
-    current = tmp_path / "current"
-    shutil.copytree(demo_avatar, current)
-    stamp = (current / "avatar.safetensors").stat().st_mtime_ns
-    assert ensure_demo_avatar(progress=False, directory=current) == current
-    assert (current / "avatar.safetensors").stat().st_mtime_ns == stamp
+    assert "version" in demo_avatar_problem(stale)
+    assert "not built" in demo_avatar_problem(tmp_path / "nothing")
+
+
+def test_demo_is_the_shipped_avatar_and_needs_no_face_model(monkeypatch):
+    def no_build(*args, **kwargs):
+        raise AssertionError("the shipped demo avatar is current: nothing should be built")
+
+    monkeypatch.setattr(demo_module, "build_mannequin", no_build)
+    assert ensure_demo_avatar(progress=False) == SHIPPED_DIR
+    assert demo_avatar_problem(SHIPPED_DIR) is None
 
 
 def test_make_demo_avatar_command_keeps_a_current_avatar(demo_avatar, tmp_path, capsys):
@@ -200,3 +206,74 @@ def test_make_demo_avatar_command_keeps_a_current_avatar(demo_avatar, tmp_path, 
     assert main(["make-demo-avatar", "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     assert (out / "avatar.safetensors").stat().st_mtime_ns == stamp
+
+
+# A rebuild of the shipped demo avatar, compared with tolerances: across CPUs and thread counts
+# float reductions round differently, so a rebuild is not bit-identical to the shipped files.
+# The full build takes 2-6 minutes on two cores (BENCHMARKS.md), too long for every run, so the
+# suite rebuilds the deterministic stages only: surface samples, disc shapes, colours and
+# material codes, the closed-form MLPs, camera and anchor (no optimisation: agreement to float32
+# rounding). The two fitted parts, f_def^exp and the SR CNN, are held to the 3DMM by the tests
+# above; the full rebuild is compared by output below, with SPLATCAM_SLOW_TESTS=1.
+UNFITTED_ATOL = 1e-5  # canonical units (2.5 um) and feature / weight values
+
+
+def test_a_rebuild_matches_the_shipped_avatar_in_its_unfitted_parts(setup):
+    data, avatar, _ = setup
+    spec = MannequinSpec()
+    with torch.random.fork_rng():  # seeded as build_mannequin seeds it
+        torch.manual_seed(spec.seed)
+        model, _ = initial_model(data, spec, mannequin_config(spec), torch.Generator().manual_seed(spec.seed))
+    shipped = avatar.model.state_dict()
+    compared = 0
+    for name, value in model.state_dict().items():
+        if name.startswith("exp_deform_mlp."):
+            continue  # fitted
+        if name == "rotations":  # q and -q are the same rotation; which one comes out is rounding's call
+            q, r = (torch.nn.functional.normalize(t, dim=1) for t in (value, shipped[name]))
+            assert float((q * r).sum(1).abs().min()) > 1 - 1e-6
+            compared += value.numel()
+            continue
+        np.testing.assert_allclose(value.numpy(), shipped[name].numpy(), rtol=1e-5, atol=UNFITTED_ATOL,
+                                   err_msg=name)
+        compared += value.numel()
+    assert compared > 12_000 * 20  # positions, scales, rotations, opacities, features at least
+    camera, anchor = mannequin_camera(data, spec)
+    np.testing.assert_allclose(camera.K.numpy(), avatar.camera.K.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(camera.viewmat.numpy(), avatar.camera.viewmat.numpy(), atol=1e-6)
+    np.testing.assert_allclose(anchor.numpy(), avatar.anchor_translation.numpy(), atol=1e-6)
+
+
+# Full-rebuild tolerances, over random expressions and poses: Gaussian centres within 0.1 % of
+# head size on average (the fit's own error to the 3DMM is 0.08 %), output images within 1 % of
+# full scale on average and 10 % at the 99th percentile (SR edges move by a fraction of a pixel).
+REBUILD_MEANS_HEAD_FRACTION = 0.001
+REBUILD_IMAGE_MEAN, REBUILD_IMAGE_P99 = 0.01, 0.10
+
+
+def compare_avatars(a, b, size: float, count: int = 8) -> dict[str, float]:
+    gen = torch.Generator().manual_seed(99)
+    expressions, poses = random_expressions(count, gen), random_poses(count, gen, a.anchor_translation)
+    background = torch.ones(a.config.color_channels)
+    means, pixels = [], []
+    with torch.no_grad():
+        for e, p in zip(expressions, poses):
+            ga, gb = a.model(e, p), b.model(e, p)
+            means.append((ga.means - gb.means).norm(dim=-1).mean().item())
+            ia = a.sr(render_gaussians(ga, a.camera, background).image.permute(2, 0, 1)[None])
+            ib = b.sr(render_gaussians(gb, b.camera, background).image.permute(2, 0, 1)[None])
+            pixels.append((ia - ib).abs().flatten())
+    pixels = torch.cat(pixels)
+    return {"means_head_fraction": float(np.mean(means)) / size, "image_mean": pixels.mean().item(),
+            "image_p99": pixels.quantile(0.99).item()}
+
+
+@pytest.mark.skipif(not os.environ.get("SPLATCAM_SLOW_TESTS"),
+                    reason="a full mannequin rebuild takes 2-6 min on two cores; SPLATCAM_SLOW_TESTS=1 runs it")
+def test_a_full_rebuild_matches_the_shipped_avatar(setup):
+    data, avatar, _ = setup
+    rebuilt = build_mannequin(MannequinSpec(), data=data, progress=False).avatar
+    d = compare_avatars(avatar, rebuilt, head_size(data))
+    print(f"rebuild vs shipped: {d}")
+    assert d["means_head_fraction"] < REBUILD_MEANS_HEAD_FRACTION
+    assert d["image_mean"] < REBUILD_IMAGE_MEAN and d["image_p99"] < REBUILD_IMAGE_P99

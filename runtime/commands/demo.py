@@ -4,7 +4,7 @@
 
 Driver: the webcam if one is present, else the built-in procedural driver (tracking/procedural.py:
 smile, blinks, jaw open, pucker, gaze, head turn; one pass of the script). Avatar: the built-in
-mannequin (built into the user cache on first use). Output: the virtual camera if a v4l2loopback
+mannequin (shipped prebuilt; no face model needed). Output: the virtual camera if a v4l2loopback
 device exists, else a preview window if there is a display, else out/demo.mp4. Every choice is
 printed with its reason. With a webcam the demo runs until Ctrl+C (or q in the window).
 """
@@ -103,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
     want, why_sink = choose_output(args.out)
     target = want.get("out") or next(iter(want)).replace("_", " ")
     print(f"demo: output: {target} ({why_sink})", file=sys.stderr)
-    print("demo: avatar: the built-in mannequin (built into the user cache on first use)", file=sys.stderr)
+    print("demo: avatar: the built-in mannequin (shipped prebuilt)", file=sys.stderr)
     raster = pick_raster(None)
     avatar, renderer = open_renderer("demo", args.backend, raster, None)
-    print(f"demo: inference backend {renderer.backend.name} on {renderer.device}, rasterizer {raster}", file=sys.stderr)
+    print(f"demo: inference backend {renderer.backend.name} on {renderer.device} ({renderer.backend.reason}), "
+          f"rasterizer {raster}", file=sys.stderr)
 
     with contextlib.ExitStack() as stack:
         if index is None:

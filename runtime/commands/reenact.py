@@ -17,7 +17,7 @@
 3. Every driver frame gives one output frame (generator -> rasterizer -> SR); frames without a
    face hold the nearest earlier tracked frame (render.held_frame_index). `--side-by-side`
    puts the driver frame, scaled to the avatar's height, to the left of the avatar.
-`--avatar demo` (the default) is the built-in mannequin, built into the user cache on first use.
+`--avatar demo` (the default) is the built-in mannequin, shipped prebuilt.
 The output is written atomically (runtime.video_writer.VideoWriter).
 """
 from __future__ import annotations
