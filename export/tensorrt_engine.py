@@ -30,11 +30,10 @@ import onnx
 import torch
 
 from avatar.checkpoint import Avatar
-from core.paths import user_cache_dir
+from core.paths import file_checksum, user_cache_dir
 from export.onnx_export import (GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, ExportError, OnnxFiles,
                                  write_atomically)
 from export.onnx_fp16 import convert_to_float16
-from tracking.face_model import file_checksum
 
 INSTALL_HINT = ("pip install tensorrt from NVIDIA's index: "
                 "pip install --extra-index-url https://pypi.nvidia.com tensorrt; it needs an NVIDIA GPU and driver")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.paths import file_checksum
 from runtime.cli import main
 from runtime.video_writer import VideoWriter
 from tracking.blendshapes import (
@@ -17,7 +18,7 @@ from tracking.blendshapes import (
     POSE_ANCHOR_IN_MEDIAPIPE_CM, BlendshapeMapping, FaceLandmarkerTracker, ModelChecksumError, check_model,
     download_model, face_landmarker_model, head_pose_from_matrix, mediapipe_focal)
 from tracking.correspondence import read_canonical_mesh
-from tracking.face_model import FaceModel, file_checksum, load_face_model_data
+from tracking.face_model import FaceModel, load_face_model_data
 from tracking.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68
 from tracking.params import EXPRESSION_NAMES, expression_index
 from tracking.params_file import read_params

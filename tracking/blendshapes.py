@@ -52,9 +52,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracking.assets import AssetNotFoundError, find_asset, user_cache_dir
+from core.paths import file_checksum, user_cache_dir
+from core.rotations import matrix_to_rotvec
+from tracking.assets import AssetNotFoundError, find_asset
 from tracking.download import download
-from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES, file_checksum
+from tracking.face_model import CM_TO_CANONICAL, ICT_TO_CANONICAL_AXES
 from tracking.native_log import FirstFacesHush, quiet_native_stderr
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION
 from tracking.pinhole import PinholeCamera
@@ -195,7 +197,7 @@ def head_pose_from_matrix(matrix: np.ndarray, focal_ratio: float = 1.0) -> tuple
     """
     m = np.asarray(matrix, np.float64)
     r_mp, t_mp = m[:3, :3], m[:3, 3]
-    rotation = cv2.Rodrigues(_F @ r_mp @ _F)[0][:, 0]
+    rotation = matrix_to_rotvec(_F @ r_mp @ _F)
     anchor = r_mp @ POSE_ANCHOR_IN_MEDIAPIPE_CM + t_mp
     anchor[2] *= focal_ratio  # same pixel and same image size through a camera k times longer
     origin = anchor + r_mp @ (ICT_ORIGIN_IN_MEDIAPIPE_CM - POSE_ANCHOR_IN_MEDIAPIPE_CM)

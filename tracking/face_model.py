@@ -8,7 +8,6 @@ axis-angle singularity at pi.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.paths import file_checksum
 from core.rotations import axis_angle_to_matrix
 from tracking.assets import FACE_MODEL_FILE, AssetNotFoundError, find_asset
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, N_LANDMARKS
@@ -52,14 +52,6 @@ class FaceModelData:
     def region(self, name: str) -> slice:
         i = self.region_names.index(name)
         return slice(int(self.region_ranges[i, 0]), int(self.region_ranges[i, 1]))
-
-
-def file_checksum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_face_model_data(path: str | os.PathLike | None = None) -> FaceModelData:
