@@ -131,6 +131,7 @@ class LatencyRecorder:
         self._unresolved: deque[_FrameRecord] = deque()
         self._stage_order: dict[str, None] = {CAPTURE: None}  # stages in the order they first ran
         self.dropped = 0  # set by the loop from its capture thread's count
+        self.recorded = 0  # frames timed so far, the window's evicted ones included
 
     @contextmanager
     def frame(self, capture_timestamp: float) -> Iterator[FrameTiming]:
@@ -142,6 +143,7 @@ class LatencyRecorder:
         record.end = self._clock()
         record.end_to_end = record.end - capture_timestamp
         self._frames.append(record)
+        self.recorded += 1
         if record.events:
             self._unresolved.append(record)
         while self._unresolved and self._unresolved[0].resolve(block=False):
@@ -151,12 +153,17 @@ class LatencyRecorder:
     def frames(self) -> int:
         return len(self._frames)
 
-    def summary(self) -> LatencySummary:
+    def summary(self, last: int | None = None) -> LatencySummary:
+        """Over the frames kept (the window), or only the `last` N of them."""
         if not self._frames:
             raise ValueError("no frames were timed")
         while self._unresolved:
             self._unresolved.popleft().resolve(block=True)
         frames = list(self._frames)
+        if last is not None:
+            if not 1 <= last <= len(frames):
+                raise ValueError(f"asked for the last {last} frames of {len(frames)} kept")
+            frames = frames[-last:]
         stages: dict[str, list[float]] = {}
         for record in frames:
             for name, seconds in record.seconds.items():

@@ -409,12 +409,21 @@ class LiveLoop:
                  f"backend {self.renderer.backend.name} that auto picked on an earlier run; the next start times "
                  "the backends again (or choose one with --backend)")
 
-    def _summary(self) -> LatencySummary | None:
+    def _summary(self, last: int | None = None) -> LatencySummary | None:
         with self._timing_lock:
             if self.recorder.frames == 0:
                 return None
             self.recorder.dropped = self._grabber.dropped - self._dropped_at_warmup
-            return self.recorder.summary()
+            return self.recorder.summary(last)
+
+    def timed_frames(self) -> int:
+        """Frames timed so far (after warm-up), all of them, not only those the window keeps."""
+        with self._timing_lock:
+            return self.recorder.recorded
+
+    def latency_of_last(self, frames: int) -> LatencySummary | None:
+        """The latency summary of the last `frames` timed frames (any thread); None before the first."""
+        return self._summary(frames)
 
     # ------------------------------------------------------------ the preview window
 

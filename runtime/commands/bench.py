@@ -1,6 +1,6 @@
 """`splatcam bench`: the live pipeline's latency, stage by stage, for every inference backend.
 
-    splatcam bench --avatar DIR|demo [--driver VIDEO] [--backend NAME ...] [--frames N]
+    splatcam bench --avatar DIR|demo [--driver VIDEO] [--backend NAME ...] [--frames N | --duration S]
                    [--warmup N] [--size N] [--raster cpu|gsplat] --json OUT.json [--plot OUT.png]
 
 The driver video is played at its own frame rate, like a webcam, through the live loop
@@ -19,6 +19,14 @@ The JSON has DESIGN.md's fixed shape, {"device", "backends": {NAME: {"fps", "end
 "stages_ms"}}}, each backend also carrying "frames" and "dropped", and onnxruntime, when torch
 ran too, "speedup_vs_torch" (ratios of torch's time to onnxruntime's: generator + SR p50,
 end-to-end p50, and of fps).
+
+A long call (`--duration SECONDS` instead of `--frames`): each backend runs that long, and its
+entry also gets "minutes", one record per `--period` (default 60 s): {"minute", "seconds",
+"frames", "fps", "rss_mb" (resident memory at the period's end, null off Linux),
+"end_to_end_ms"}, and "soak": RSS growth from the first period to the last and end-to-end p99
+drift between the first and last five periods (runtime/soak.py). The latency window then holds
+about one period's frames, so the entry's own percentiles cover the last period or so and
+memory stays flat however long the run.
 """
 from __future__ import annotations
 
@@ -45,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", action="append", choices=INFERENCE_BACKENDS, default=None,
                    help="inference backend to measure; repeat for several (default: every available one)")
     p.add_argument("--frames", type=int, default=100, help="timed frames per backend")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="run each backend this long instead of --frames, logging memory and latency per period")
+    p.add_argument("--period", type=float, default=60.0, metavar="SECONDS",
+                   help="with --duration: seconds per logged period (default 60)")
     p.add_argument("--warmup", type=int, default=10, help="untimed frames per backend before timing")
     p.add_argument("--size", type=int, default=256, metavar="N", help="output width in pixels, multiple of 4")
     p.add_argument("--raster", choices=RASTERS, default=None, help="rasterizer (default: gsplat with CUDA, else cpu)")
@@ -98,6 +110,10 @@ def _cell(p: dict | None) -> str:
 def check_arguments(args: argparse.Namespace) -> None:
     if args.frames < 5:
         raise ValueError(f"--frames must be at least 5 (percentiles of fewer mean little), got {args.frames}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ValueError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if not (math.isfinite(args.period) and args.period > 0):
+        raise ValueError(f"--period must be a positive number of seconds, got {args.period}")
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     if args.size < 4 or args.size % 4:
@@ -135,30 +151,49 @@ def open_driver(driver: str | None):
 
 
 def measure(avatar, backend, raster: str, size: int, tracker, driver: str | None, frames: int, warmup: int,
-            overlap: bool | None = None):
-    """One backend through the live loop; its LatencySummary."""
+            overlap: bool | None = None, duration: float | None = None, period: float = 60.0):
+    """One backend through the live loop: its LatencySummary, and with `duration` (seconds of
+    timed frames instead of `frames`) the per-period records of runtime/soak.py (else None)."""
+    import time
+
     from tqdm import tqdm
 
     from runtime.live_config import LiveConfig
     from runtime.live_loop import LiveLoop
     from runtime.pipeline import AvatarRenderer, LiveDriver, avatar_neutral
     from runtime.sinks.null import NullSink
+    from runtime.soak import MinuteLog
 
     renderer = AvatarRenderer(avatar, backend, raster=raster, size=size)
-    config = LiveConfig(max_frames=warmup + frames, warmup_frames=warmup, report_after_frames=0,
-                        latency_window=None, overlap=overlap)
+    source = open_driver(driver)
+    # A long run keeps about one period of frames for its percentiles: memory must stay flat.
+    window = None if duration is None else math.ceil(1.2 * period * source.fps)
+    config = LiveConfig(max_frames=None if duration is not None else warmup + frames, warmup_frames=warmup,
+                        report_after_frames=0, latency_window=window, overlap=overlap)
     driver_map = LiveDriver.from_config(avatar_neutral(avatar), config)
-    with tqdm(total=warmup + frames, desc=f"bench {backend.name}", unit="frame") as bar:
-        loop = LiveLoop(open_driver(driver), tracker, driver_map, renderer,
-                        [NullSink()], config=config, owns_tracker=False,
-                        on_frame=lambda *_: bar.update())
+    log = MinuteLog(period) if duration is not None else None
+    timed_since: list[float] = []
+
+    def on_frame(*_) -> None:
+        bar.update()
+        if log is None:
+            return
+        log.tick(loop)
+        if loop.timed_frames() and not timed_since:
+            timed_since.append(time.perf_counter())
+        if timed_since and time.perf_counter() - timed_since[0] >= duration:
+            loop.stop()
+
+    with tqdm(total=warmup + frames if duration is None else None, desc=f"bench {backend.name}", unit="frame") as bar:
+        loop = LiveLoop(source, tracker, driver_map, renderer, [NullSink()], config=config, owns_tracker=False,
+                        on_frame=on_frame)
         report = loop.run()
     if report.interrupted:
         raise KeyboardInterrupt
     if driver is not None and report.tracked == 0:
         print(f"bench: warning: no face found in {driver}; tracking and the avatar ran on held values",
               file=sys.stderr)
-    return report.summary
+    return report.summary, (log.periods if log is not None else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.inference import available_backends, create_backend
     from runtime.latency_plot import plot_latency
     from runtime.pipeline import output_camera, resolve_avatar_dir
+    from runtime.soak import soak_summary
     from tracking.face_model import load_face_model_data
     from tracking.procedural import ProceduralTracker
     from tracking.tracker import LiveTracker
@@ -185,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         with VideoFileSource(args.driver) as probe:
             width, height = probe.width, probe.height
         tracker = LiveTracker(width, height, data=load_face_model_data())
-    summaries = {}
+    summaries, periods = {}, {}
     try:
         if args.driver is not None:
             warm_up_tracker(tracker, args.driver)
@@ -193,8 +229,9 @@ def run(args: argparse.Namespace) -> int:
             backend = create_backend(name, avatar, device=device)
             if backend.name in summaries:
                 continue  # 'auto' picked one already measured
-            summaries[backend.name] = measure(avatar, backend, raster, args.size, tracker, args.driver,
-                                              args.frames, args.warmup, args.overlap)
+            summaries[backend.name], periods[backend.name] = measure(
+                avatar, backend, raster, args.size, tracker, args.driver, args.frames, args.warmup, args.overlap,
+                args.duration, args.period)
             del backend
             if device == "cuda":
                 torch.cuda.empty_cache()
@@ -203,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
 
     overlap = device == "cuda" if args.overlap is None else args.overlap
     results = {name: {**s.to_json_dict(), "overlap": overlap} for name, s in summaries.items()}
+    for name, logged in periods.items():
+        if logged is not None:
+            results[name].update(minutes=logged, soak=soak_summary(logged))
     if "torch" in results and "onnxruntime" in results:
         results["onnxruntime"]["speedup_vs_torch"] = speedup(results["torch"], results["onnxruntime"])
     document = {"device": describe_device(device), "backends": results}
@@ -214,8 +254,12 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{document['device']}; output {args.size} px wide, raster {raster}, "
           f"{'tracking overlapped with rendering' if overlap else 'sequential'}, "
-          f"driver {args.driver or 'procedural (no tracking)'}, {args.frames} timed frames per backend")
+          f"driver {args.driver or 'procedural (no tracking)'}, "
+          f"{f'{args.duration:g} s' if args.duration else f'{args.frames} timed frames'} per backend")
     print(format_table(results))
+    for name, entry in results.items():
+        if entry.get("soak"):
+            print(f"{name} over {entry['soak']['periods']} periods of {args.period:g} s: {format_soak(entry['soak'])}")
     if "speedup_vs_torch" in results.get("onnxruntime", {}):
         s = results["onnxruntime"]["speedup_vs_torch"]
         print(f"onnxruntime vs torch eager: generator + SR {_times(s['generate_sr_p50'])}, "
@@ -226,6 +270,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.json}")
     return 0
+
+
+def format_soak(soak: dict) -> str:
+    memory = (f"resident memory {soak['rss_first_mb']:.0f} -> {soak['rss_last_mb']:.0f} MB "
+              f"({soak['rss_growth_pct']:+.2f} %)" if "rss_growth_pct" in soak else "resident memory not measured")
+    return (f"{memory}; end-to-end p99 {soak['p99_first_ms']:.1f} -> {soak['p99_last_ms']:.1f} ms "
+            f"({soak['p99_drift_pct']:+.1f} %, first vs last {soak['window_periods']} periods)")
 
 
 def _times(ratio: float) -> str:

@@ -51,8 +51,9 @@ def frame_seconds(backend, avatar: Avatar, seed: int) -> float:
     if cuda:
         torch.cuda.synchronize(backend.device)
     start = time.perf_counter()
-    backend.generate(theta, pose)
-    backend.upsample(image)
+    with torch.inference_mode():  # as the live loop runs it (torch.compile guards on this too)
+        backend.generate(theta, pose)
+        backend.upsample(image)
     if cuda:
         torch.cuda.synchronize(backend.device)
     return time.perf_counter() - start
