@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean gpu-check
 
 venv: $(STAMP)
 
@@ -20,6 +20,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The GPU tests and GPU benchmark rows, one JSON (runtime/gpu_check.py). Only with CUDA does it
+# install the gpu extra (gsplat) and TensorRT (best effort: without it the parity test skips);
+# elsewhere it prints its plan and exits 0.
+gpu-check: $(STAMP)
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[gpu,test]" && \
+		($(PY) -m pip install -q tensorrt || echo "gpu-check: TensorRT did not install; its parity test will skip"); \
+	fi
+	.venv/bin/splatcam gpu-check --json out/gpu_check.json
 
 clean:
 	rm -rf .venv
