@@ -1,7 +1,7 @@
 """`splatcam reenact`: drive an avatar offline with a face video (cross-identity).
 
     splatcam reenact [--avatar DIR|demo] --driver VIDEO --out OUT.mp4 [--side-by-side]
-                     [--backend cpu|gsplat] [--start N] [--frames N] [--neutral calmest|first-second]
+                     [--raster cpu|gsplat] [--start N] [--frames N] [--neutral calmest|first-second]
 
 1. The driver video (or the clip --start/--frames of it) is tracked (tracking.tracker.track_video:
    identity once, then expression and head pose per frame, smoothed).
@@ -15,7 +15,7 @@
    (retarget.NeutralCalibrator). The avatar's neutral is expression 0, rotation 0 (frontal) and
    its `anchor_translation` (where its camera frames the head).
 3. Every driver frame gives one output frame (generator -> rasterizer -> SR); frames without a
-   face hold the nearest earlier tracked frame (render.held_frame_index). `--side-by-side`
+   face hold the nearest earlier tracked frame (runtime/offline.py). `--side-by-side`
    puts the driver frame, scaled to the avatar's height, to the left of the avatar.
 `--avatar demo` (the default) is the built-in mannequin, shipped prebuilt.
 The output is written atomically (runtime.video_writer.VideoWriter).
@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from runtime.commands.render import held_frame_index, render_frames
-
-NEUTRALS = ("calmest", "first-second")
+from runtime.offline import NEUTRALS
+from runtime.options import add_raster_argument, raster_choice
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,55 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--driver", required=True, help="driving face video")
     p.add_argument("--out", required=True, help="output video, .mp4")
     p.add_argument("--side-by-side", action="store_true", help="put the driver frame beside the avatar")
-    p.add_argument("--backend", choices=["cpu", "gsplat"], default="cpu",
-                   help="rasterizer: cpu (any machine) or gsplat (CUDA)")
+    add_raster_argument(p)
     p.add_argument("--start", type=int, default=0, help="first driver frame to use (default 0)")
     p.add_argument("--frames", type=int, default=None, help="number of driver frames to use (default: all)")
     p.add_argument("--neutral", choices=NEUTRALS, default="calmest",
                    help="which driver frames define their neutral face (default: calmest second)")
     p.set_defaults(func=run)
-
-
-def driver_neutral(expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray, valid: np.ndarray,
-                   fps: float, how: str):
-    """The driver's neutral DrivingFrame from a tracked sequence (see the module docstring)."""
-    from tracking.driving_frame import DrivingFrame
-    from tracking.retarget import NeutralCalibrator
-
-    good = np.flatnonzero(valid)
-    window = max(1, int(round(fps)))
-    if how == "first-second" or len(good) <= window:
-        chosen = good[:window]
-    elif how == "calmest":
-        # Mean expression energy of each run of `window` consecutive tracked frames.
-        energy = np.abs(expression[good]).sum(1)
-        means = np.convolve(energy, np.ones(window) / window, mode="valid")
-        first = int(np.argmin(means))
-        chosen = good[first:first + window]
-    else:
-        raise ValueError(f"--neutral must be one of {', '.join(NEUTRALS)}, got {how!r}")
-    calibrator = NeutralCalibrator(duration_s=len(chosen) / fps + 1.0)  # window covers all chosen frames
-    for i in chosen:
-        calibrator.add(DrivingFrame(expression[i], rotation[i], translation[i]), float(i) / fps)
-    return calibrator.neutral
-
-
-def retargeted_sequence(params, avatar_neutral, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 53) expressions and (T, 6) poses for the avatar (resting face `avatar_neutral`, a
-    DrivingFrame), one per driver frame."""
-    from tracking.driving_frame import DrivingFrame
-    from tracking.retarget import retarget
-
-    neutral = driver_neutral(params.expression, params.rotation, params.translation, params.valid,
-                             params.fps, how)
-    index = held_frame_index(params.valid)
-    expressions, poses = [], []
-    for i in index:
-        out = retarget(DrivingFrame(params.expression[i], params.rotation[i], params.translation[i]),
-                       neutral, avatar_neutral)
-        expressions.append(out.expression)
-        poses.append(np.concatenate([out.rotation, out.translation]))
-    return np.asarray(expressions, np.float32), np.asarray(poses, np.float32)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,19 +49,19 @@ def run(args: argparse.Namespace) -> int:
     from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
     from avatar.super_resolution import SR_FACTOR
-    from runtime.commands.track import DEFAULT_FOV
     from runtime.live_loop import side_by_side
+    from runtime.offline import render_frames, retargeted_sequence
     from runtime.pipeline import avatar_neutral, resolve_avatar_dir
     from runtime.video_writer import VideoWriter
-    from tracking.fit_config import FitConfig
-    from tracking.tracker import TrackConfig, track_video
+    from tracking.tracker import track_video
     from tracking.video_frames import open_video
 
     if not str(args.out).lower().endswith(".mp4"):
         raise ValueError(f"{args.out}: output video must end in .mp4")
     if args.start < 0 or (args.frames is not None and args.frames < 1):
         raise ValueError("--start must be >= 0 and --frames >= 1")
-    device = backend_device(args.backend)
+    raster = raster_choice(args)
+    device = backend_device(raster, "--raster")
     video = open_video(args.driver)  # fails fast on a missing file or a non-video
     if video.frame_count and args.start >= video.frame_count:
         raise ValueError(f"{args.driver}: --start {args.start} is past the last frame ({video.frame_count} frames)")
@@ -119,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(frames):
         return tqdm(frames, total=video.frame_count or None, desc="track", unit="frame")
 
-    result = track_video(video, TrackConfig(fit=FitConfig(fov_deg=DEFAULT_FOV)), progress=progress)
+    result = track_video(video, progress=progress)
     if result.detections.interrupted:
         raise KeyboardInterrupt
     params = result.params
@@ -136,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         width += max(1, round(video.width * height / video.height))
     driver_frames = video.frames() if args.side_by_side else None
     with VideoWriter(args.out, params.fps, width, height) as writer:
-        for frame in render_frames(avatar, expressions, poses, args.backend, device):
+        frames = render_frames(avatar, expressions, poses, raster, device)
+        for frame in tqdm(frames, total=len(poses), desc="render", unit="frame"):
             if driver_frames is not None:
                 frame = side_by_side(next(driver_frames).rgb, frame)
             writer.write(frame)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tracking.fit_config import FitConfig
 from tracking.landmarks.registry import BACKENDS as LANDMARK_BACKENDS, SCHEMES
 
-DEFAULT_FOV = 60.0
+DEFAULT_FOV = FitConfig().fov_deg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
