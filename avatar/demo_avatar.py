@@ -21,7 +21,7 @@ from pathlib import Path
 
 from avatar.checkpoint import META_FILE, CheckpointError, load_avatar, save_avatar
 from avatar.mannequin import MANNEQUIN_VERSION, MannequinSpec, build_mannequin
-from tracking.assets import user_cache_dir
+from core.paths import user_cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -79,8 +79,8 @@ def probe() -> Probe:
     import torch
 
     from capture.devices import list_video_devices
+    from core.paths import user_cache_dir
     from runtime.inference import backend_status
-    from tracking.assets import user_cache_dir
     from tracking.face_model import FACE_MODEL_FILE, find_asset
 
     cuda = torch.cuda.is_available()
