@@ -179,8 +179,11 @@ def no_local_model(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_offline_error_is_one_line_naming_the_manual_route(no_local_model, monkeypatch):
+def test_offline_error_is_one_line_naming_the_manual_route(no_local_model, monkeypatch, shared_data, tmp_path,
+                                                          capsys):
     import socket
+
+    from runtime.cli import main
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -192,6 +195,11 @@ def test_offline_error_is_one_line_naming_the_manual_route(no_local_model, monke
     assert "\n" not in message
     for part in ("looked in", f"127.0.0.1:{port}/archive/", "SPLATCAM_ASSETS", "splatcam convert-ict"):
         assert part in message, part
+    # The same through `splatcam track`: exit 2, one line, nothing written.
+    out = tmp_path / "p.npz"
+    assert main(["track", str(shared_data / "video" / "d0.mp4"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SPLATCAM_ASSETS" in err and not out.exists()
 
 
 def test_track_downloads_the_model_first(no_local_model, server, release, shared_data, tmp_path,

@@ -23,7 +23,7 @@ def megabytes(n: int) -> str:
 
 def download(url: str, target: Path, label: str, progress: bool = True, timeout: float = TIMEOUT_S) -> bool:
     """Fetch `url` into `target`, resuming `target`.part if one is there; `label` names it in the
-    progress bar. Returns whether it resumed.
+    log line (written once the server answers) and the progress bar. Returns whether it resumed.
     Network and HTTP failures raise OSError (URLError, HTTPError, timeouts) or HTTPException."""
     from tqdm import tqdm
 
@@ -44,7 +44,7 @@ def download(url: str, target: Path, label: str, progress: bool = True, timeout:
         start = have if resumed else 0  # a server that ignores Range sends everything again
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        logger.info("downloading %s (%s%s)", url, megabytes(total) if total else "size unknown",
+        logger.info("downloading %s from %s (%s%s)", label, url, megabytes(total) if total else "size unknown",
                     f", resuming at {megabytes(start)}" if resumed else "")
         with open(part, "ab" if resumed else "wb") as f, \
                 tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=label,

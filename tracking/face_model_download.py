@@ -24,7 +24,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from tracking.assets import FACE_MODEL_FILE, AssetNotFoundError, user_cache_dir
-from tracking.download import BLOCK, download, megabytes
+from tracking.download import BLOCK, download
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,6 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
         return FaceModelDownloadError(f"the archive downloaded from {url} failed its check ({e}) and was "
                                       f"deleted; run again, or {MANUAL_ROUTE}")
 
-    logger.warning("%s not found; fetching ICT-FaceKit (MIT) once from %s and converting it (%s of model files)",
-                   FACE_MODEL_FILE, url, megabytes(release.total_bytes))
     # An archive left by an earlier run (interrupted while converting) counts as resumed.
     resumed = archive.is_file() or fetch()
     try:
