@@ -19,28 +19,29 @@ smoothstep (expression and translation interpolated, rotation along the geodesic
 face comes back after easing began, the output blends from where it was into the tracked face
 over `recover_s` instead of jumping.
 
-`AvatarRenderer` runs generator -> rasterizer -> SR CNN through an inference backend
-(runtime/inference) and hands back RGB uint8, each stage timed.
+`AvatarRenderer` runs generator -> rasterizer -> SR CNN (avatar/render_pipeline.py) through an
+inference backend (runtime/inference) and hands back RGB uint8, each stage timed.
 """
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar
+from avatar.render_pipeline import NO_TIMING, STAGES, RenderPipeline, to_uint8
 from avatar.super_resolution import SR_FACTOR
+from core.rotations import slerp
+from runtime.inference.base import InferenceBackend
 from tracking.driving_frame import DrivingFrame
 from tracking.params import N_EXPRESSION
 from tracking.retarget import Retargeter
 from tracking.tracker import FrameResult
 
-GENERATE, RASTERIZE, SR = "generate", "rasterize", "sr"
-GPU_STAGES = (GENERATE, RASTERIZE, SR)
+GPU_STAGES = STAGES  # timed with CUDA events on a GPU
 
 
 def smoothstep(s: float) -> float:
@@ -50,11 +51,8 @@ def smoothstep(s: float) -> float:
 
 def interpolate(a: DrivingFrame, b: DrivingFrame, t: float) -> DrivingFrame:
     """(1 - t) a + t b; rotations along the geodesic (slerp)."""
-    Ra = cv2.Rodrigues(a.rotation.astype(np.float64).reshape(3, 1))[0]
-    Rb = cv2.Rodrigues(b.rotation.astype(np.float64).reshape(3, 1))[0]
-    step = cv2.Rodrigues(Ra.T @ Rb)[0][:, 0]
-    rotation = cv2.Rodrigues(Ra @ cv2.Rodrigues(t * step)[0])[0][:, 0]
-    return DrivingFrame(expression=(1 - t) * a.expression + t * b.expression, rotation=rotation,
+    return DrivingFrame(expression=(1 - t) * a.expression + t * b.expression,
+                        rotation=slerp(a.rotation, b.rotation, t),
                         translation=(1 - t) * a.translation + t * b.translation)
 
 
@@ -142,56 +140,32 @@ def output_camera(camera: Camera, size: int | None) -> Camera:
     return camera.scaled(factor) if factor != 1.0 else camera
 
 
-class _NoTiming:
-    """Stands in for a FrameTiming on frames that are not timed (warm-up)."""
-
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        yield
-
-    def record(self, name: str, seconds: float) -> None:
-        pass
-
-
-NO_TIMING = _NoTiming()
-
-
 class AvatarRenderer:
-    """(expression, pose) -> RGB uint8 through an inference backend and a rasterizer.
+    """(expression, pose) -> RGB uint8 through an inference backend and a rasterizer, by the one
+    render path (avatar/render_pipeline.py), at the output size asked for.
 
     On CUDA everything runs on the renderer's own stream, so a worker thread rendering frame t
     does not serialise with whatever the main thread enqueues while it tracks frame t+1.
     """
 
-    def __init__(self, avatar: Avatar, backend, raster: str = "cpu", size: int | None = None) -> None:
+    def __init__(self, avatar: Avatar, backend: InferenceBackend, raster: str = "cpu", size: int | None = None) -> None:
         self.backend = backend
-        self.raster = raster
+        self.pipeline = RenderPipeline(backend, raster)
         self.device = torch.device(backend.device)
         self.camera = output_camera(avatar.camera, size).to(self.device)
         self.width, self.height = SR_FACTOR * self.camera.width, SR_FACTOR * self.camera.height
-        self.background = torch.ones(avatar.config.color_channels, device=self.device)
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def render(self, drive: DrivingFrame, timing=NO_TIMING) -> np.ndarray:
-        from avatar.raster import render_gaussians
-
         if self.stream is not None:
             # Side streams do not wait for the default stream by themselves: order this frame after
-            # the work already queued there (camera and background made in __init__, the backend's
-            # weights and warm-up), as PyTorch's CUDA-semantics notes ask of non-default streams.
+            # the work already queued there (the camera made in __init__, the backend's weights and
+            # warm-up), as PyTorch's CUDA-semantics notes ask of non-default streams.
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
         stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         with torch.inference_mode(), stream:
             expression = torch.from_numpy(drive.expression).to(self.device, non_blocking=True)
             pose = torch.from_numpy(np.concatenate([drive.rotation, drive.translation]).astype(np.float32))
             pose = pose.to(self.device, non_blocking=True)
-            with timing.stage(GENERATE):
-                gaussians = self.backend.generate(expression, pose)
-            with timing.stage(RASTERIZE):
-                image = render_gaussians(gaussians, self.camera, background=self.background,
-                                         backend=self.raster).image
-            with timing.stage(SR):
-                rgb = self.backend.upsample(image)
-                rgb = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-            # The host copy waits for the stream; sinks take host arrays.
-            return rgb.cpu().numpy()
+            rendered = self.pipeline.render(expression, pose, self.camera, timing)
+            return to_uint8(rendered.rgb)  # the host copy waits for the stream; sinks take host arrays
