@@ -155,6 +155,12 @@ class AvatarRenderer:
         self.camera = output_camera(avatar.camera, size).to(self.device)
         self.width, self.height = SR_FACTOR * self.camera.width, SR_FACTOR * self.camera.height
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        if raster == "cpu":
+            from avatar.raster.cpu import build_extension
+
+            # Compiled on first use (~15 s from an empty cache): here, not in the first live
+            # frame, while the camera runs on and a short scripted demo would be over.
+            build_extension()
 
     def render(self, drive: DrivingFrame, timing=NO_TIMING) -> np.ndarray:
         if self.stream is not None:

@@ -98,3 +98,18 @@ def test_poster_shows_the_script(demo_avatar, tmp_path):
     rows, cols = mouth_box(demo_avatar, EYES)
     blink = np.abs(tiles[2][rows, cols] - tiles[0][rows, cols]).mean()
     assert blink > 0.01, blink
+
+
+def test_the_renderer_compiles_the_rasterizer_before_the_first_frame(demo_avatar, monkeypatch):
+    """From an empty cache the C++ rasterizer compiles on first use (15-30 s). In the first live
+    frame that time passes while the scripted demo's clock runs on: a fresh clone's demo once
+    rendered 2 of its 232 frames. Building the renderer builds the rasterizer."""
+    import avatar.raster.cpu as cpu
+    from runtime.inference import create_backend
+    from runtime.pipeline import AvatarRenderer
+
+    calls = []
+    monkeypatch.setattr(cpu, "build_extension", lambda: calls.append("built"))
+    avatar = load_avatar(demo_avatar)
+    AvatarRenderer(avatar, create_backend("torch", avatar), raster="cpu", size=64)
+    assert calls == ["built"]
