@@ -39,15 +39,15 @@ class FaceModelDownloadError(AssetNotFoundError):
     """The download or its check failed; the message is one line and names the manual route."""
 
 
+class ReleaseCheckError(ValueError):
+    """A downloaded archive lacks a release file or holds a different one."""
+
+
 @dataclass(frozen=True)
 class Release:
     commit: str
     folder: str  # the files' folder inside the repository
     files: dict[str, tuple[int, str]]  # file name -> (bytes, sha256)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(size for size, _ in self.files.values())
 
 
 def load_release(path: Path = RELEASE_FILE) -> Release:
@@ -73,13 +73,13 @@ def _member_names(archive: zipfile.ZipFile, release: Release) -> dict[str, zipfi
 
 def extract_release(archive_path: Path, release: Release, dest: Path) -> None:
     """Extract the release's files into `dest`, checking each one's size and sha256.
-    Raises ValueError naming the first file that is missing or differs."""
+    Raises ReleaseCheckError naming the first file that is missing or differs."""
     try:
         with zipfile.ZipFile(archive_path) as archive:
             members = _member_names(archive, release)
             missing = sorted(set(release.files) - set(members))
             if missing:
-                raise ValueError(f"{len(missing)} of the {len(release.files)} model files are missing "
+                raise ReleaseCheckError(f"{len(missing)} of the {len(release.files)} model files are missing "
                                  f"(first: {missing[0]})")
             for name, (size, sha256) in release.files.items():
                 digest, written = hashlib.sha256(), 0
@@ -89,14 +89,14 @@ def extract_release(archive_path: Path, release: Release, dest: Path) -> None:
                         written += len(block)
                         out.write(block)
                 if written != size or digest.hexdigest() != sha256:
-                    raise ValueError(f"{name} differs from the pinned release ({written} bytes, "
+                    raise ReleaseCheckError(f"{name} differs from the pinned release ({written} bytes, "
                                      f"sha256 {digest.hexdigest()[:12]}...)")
     except zipfile.BadZipFile as e:
-        raise ValueError(f"not a readable zip archive ({e})") from None
+        raise ReleaseCheckError(f"not a readable zip archive ({e})") from None
 
 
 def _checked_model(archive: Path, release: Release, work_dir: Path, progress: bool):
-    """The converted model of a downloaded archive; ValueError (archive deleted) if a check fails."""
+    """The converted model of a downloaded archive; ReleaseCheckError (archive deleted) if a check fails."""
     from tqdm import tqdm
 
     from tracking.convert_ict import convert_ict
@@ -104,7 +104,7 @@ def _checked_model(archive: Path, release: Release, work_dir: Path, progress: bo
     with tempfile.TemporaryDirectory(prefix="ict-", dir=work_dir) as tmp:
         try:
             extract_release(archive, release, Path(tmp))
-        except ValueError:
+        except ReleaseCheckError:
             archive.unlink()
             raise
         files = lambda names: tqdm(names, desc="convert-ict", unit="obj", disable=not progress)  # noqa: E731
@@ -133,7 +133,7 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
             raise FaceModelDownloadError(f"downloading {url} failed ({reason}); run again to resume, or "
                                          f"{MANUAL_ROUTE}") from None
 
-    def damaged(e: ValueError) -> FaceModelDownloadError:
+    def damaged(e: ReleaseCheckError) -> FaceModelDownloadError:
         return FaceModelDownloadError(f"the archive downloaded from {url} failed its check ({e}) and was "
                                       f"deleted; run again, or {MANUAL_ROUTE}")
 
@@ -141,14 +141,14 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
     resumed = archive.is_file() or fetch()
     try:
         model = _checked_model(archive, release, downloads, progress)
-    except ValueError as e:
+    except ReleaseCheckError as e:
         if not resumed:
             raise damaged(e) from None
         logger.warning("the resumed download is damaged (%s); downloading it again from the start", e)
         fetch()
         try:
             model = _checked_model(archive, release, downloads, progress)
-        except ValueError as e:
+        except ReleaseCheckError as e:
             raise damaged(e) from None
     out = cache / FACE_MODEL_FILE
     write_face_model(out, model)
