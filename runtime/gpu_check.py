@@ -177,7 +177,7 @@ def stand_in_avatar(out: Path, profile_name: str = "full") -> Path:
     from avatar.config import get_profile
     from avatar.head_model import GaussianHeadModel
     from avatar.super_resolution import SuperResolution
-    from runtime.commands.bench_raster import HEAD_SEMI_AXES
+    from runtime.benchmarks import HEAD_SEMI_AXES
 
     profile = get_profile(profile_name)
     rng = np.random.default_rng(0)

@@ -16,11 +16,10 @@ import torch
 
 from avatar.checkpoint import Avatar
 from avatar.render_pipeline import ModuleStages, RenderPipeline, to_uint8
+from runtime.options import NEUTRALS
 from tracking.driving_frame import DrivingFrame
 from tracking.params_file import ParamsSequence
 from tracking.retarget import NeutralCalibrator, retarget
-
-NEUTRALS = ("calmest", "first-second")  # how reenact finds the driver's neutral face
 
 
 def held_frame_index(valid: np.ndarray) -> np.ndarray:

@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from avatar.raster import BACKENDS as RASTERS
+# The choices, spelled here so that registering the commands at start-up does not load the
+# rasterizer or the inference backends (ONNX, exporters); tests/test_options.py holds them equal
+# to avatar.raster's and runtime.inference's.
+RASTERS = ("cpu", "gsplat")
+INFERENCE_BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
+NEUTRALS = ("calmest", "first-second")  # how reenact finds the driver's neutral face (runtime/offline.py)
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +37,8 @@ def raster_choice(args: argparse.Namespace) -> str | None:
         logger.warning("--backend %s means the rasterizer here and is deprecated: use --raster %s", old, old)
         return old
     return args.raster if args.raster is not None else args.raster_default
+
+
+def add_overlap_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="render frame t in a worker thread while tracking frame t+1 (default: on with CUDA)")

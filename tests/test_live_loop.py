@@ -57,7 +57,7 @@ def d0(shared_data):
 def tracker(d0, face_data):
     """One tracker for the module, its identity already fitted (as `splatcam bench` does), so no
     test's timing includes the one-off identity fit."""
-    from runtime.commands.bench import warm_up_tracker
+    from runtime.benchmarks import warm_up_tracker
     from tracking.tracker import LiveTracker
 
     with VideoFileSource(d0) as probe:

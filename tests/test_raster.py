@@ -289,7 +289,7 @@ def test_backward_matches_finite_differences():
 @requires_cuda("the gsplat comparison needs CUDA")
 def test_cpu_matches_gsplat_on_a_head_like_scene():
     from avatar.raster.gsplat_backend import gsplat_ready
-    from runtime.commands.bench_raster import head_like_scene
+    from runtime.benchmarks import head_like_scene
 
     if reason := gsplat_ready():
         pytest.skip(f"gsplat comparison skipped: {reason}")

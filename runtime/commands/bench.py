@@ -37,7 +37,7 @@ import os
 import sys
 from pathlib import Path
 
-from runtime.commands.live import INFERENCE_BACKENDS, RASTERS, add_overlap_argument, pick_raster
+from runtime.options import INFERENCE_BACKENDS, RASTERS, add_overlap_argument
 
 STAGES = ("capture", "track", "generate", "rasterize", "sr", "sink")
 PROCEDURAL_SIZE = (640, 480)  # the blank frames the procedural driver runs on: a webcam's size
@@ -70,7 +70,7 @@ def describe_device(device: str) -> str:
     """The machine the numbers were measured on, in words."""
     import torch
 
-    from runtime.commands.bench_raster import cpu_model
+    from runtime.benchmarks import cpu_model
 
     if device == "cuda":
         return f"cuda: {torch.cuda.get_device_name()}"
@@ -124,21 +124,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.plot}: the plot must end in .png")
     if args.driver is not None and not Path(args.driver).is_file():
         raise FileNotFoundError(f"{args.driver}: no such video file")
-
-
-def warm_up_tracker(tracker, driver: str, max_frames: int = 300) -> None:
-    """Track the driver's first frames until the identity is fitted (a one-off cost, not a backend's)."""
-    from capture.video_file import VideoFileSource
-
-    with VideoFileSource(driver, loop=True) as source:
-        for _ in range(max_frames):
-            frame = source.read()
-            if frame is None:  # a video without frames
-                return
-            tracker.process(frame.rgb, frame.timestamp)
-            if tracker.identity_pending or tracker.identity_ready:
-                tracker.wait_for_identity()
-                return
 
 
 def open_driver(driver: str | None):
@@ -201,8 +186,10 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar.checkpoint import load_avatar
     from capture.video_file import VideoFileSource
+    from runtime.benchmarks import warm_up_tracker
     from runtime.inference import available_backends, create_backend
     from runtime.latency_plot import plot_latency
+    from runtime.live_setup import pick_raster
     from runtime.pipeline import output_camera, resolve_avatar_dir
     from runtime.soak import soak_summary
     from tracking.face_model import load_face_model_data

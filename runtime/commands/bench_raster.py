@@ -19,7 +19,6 @@ import math
 import time
 from pathlib import Path
 
-HEAD_SEMI_AXES = (0.42, 0.55, 0.48)  # x (ear to ear), y (chin to crown), z (nose to back)
 GRAD_NAMES = ("means", "quats", "scales", "opacities", "features")
 
 
@@ -32,31 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolutions", default="128,256", help="square image sizes, comma-separated (default 128,256)")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per measurement (default 20)")
     p.set_defaults(func=run)
-
-
-def head_like_scene(n: int, channels: int, resolution: int, seed: int = 0) -> dict:
-    """Keyword arguments for avatar.raster.rasterize: n Gaussians on an ellipsoid head."""
-    import torch
-
-    from avatar.camera import Camera
-
-    g = torch.Generator().manual_seed(seed)
-    direction = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=1)
-    depth_into_head = 1.0 - 0.08 * torch.rand(n, 1, generator=g)  # a thin shell, like a trained avatar
-    means = direction * torch.tensor(HEAD_SEMI_AXES) * depth_into_head
-    cam = Camera.looking_at_origin(resolution, resolution, fov_deg=20.0, distance=4.0)
-    return {
-        "means": means,
-        "quats": torch.randn(n, 4, generator=g),
-        "scales": 0.01 + 0.01 * torch.rand(n, 3, generator=g),
-        "opacities": 0.2 + 0.8 * torch.rand(n, generator=g),
-        "features": torch.rand(n, channels, generator=g),
-        "viewmat": cam.viewmat,
-        "K": cam.K,
-        "width": cam.width,
-        "height": cam.height,
-        "background": torch.ones(channels),
-    }
 
 
 def _percentiles(times_s: list[float]) -> dict:
@@ -103,24 +77,13 @@ def measure(backend: str, scene: dict, repeats: int) -> dict:
     return {"forward_ms": _time(forward, repeats, sync), "forward_backward_ms": _time(forward_backward, repeats, sync)}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def device_description() -> str:
     """CPU model and core count, plus the GPU when there is one."""
     import os
 
     import torch
+
+    from runtime.benchmarks import cpu_model
 
     text = f"{cpu_model()}, {os.cpu_count()} cores"
     if torch.cuda.is_available():
@@ -134,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar.raster.cpu import build_extension
     from avatar.raster.gsplat_backend import gsplat_ready
+    from runtime.benchmarks import head_like_scene
 
     if args.gaussians < 1 or args.channels < 1 or args.repeats < 1:
         raise ValueError("--gaussians, --channels and --repeats must be positive")

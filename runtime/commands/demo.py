@@ -20,7 +20,7 @@ PROCEDURAL_FPS = 15.0  # what the CPU path sustains at 256 px; the file plays at
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from runtime.commands.live import INFERENCE_BACKENDS
+    from runtime.options import INFERENCE_BACKENDS
 
     p = subparsers.add_parser("demo", help="run the live loop on built-in defaults (webcam or scripted driver)",
                               description=__doc__.split("\n\n")[0])
@@ -77,7 +77,7 @@ def choose_output(out: str | None) -> tuple[dict, str]:
         if not out.lower().endswith(".mp4"):
             raise ValueError(f"{out}: output video must end in .mp4")
         return {"out": out}, "asked for with --out"
-    from runtime.commands.live import default_sinks
+    from runtime.live_setup import default_sinks
 
     want, why = default_sinks()
     if "out" in want:
@@ -87,7 +87,7 @@ def choose_output(out: str | None) -> tuple[dict, str]:
 
 def run(args: argparse.Namespace) -> int:
     from capture.synthetic import SyntheticSource
-    from runtime.commands.live import open_renderer, open_sinks, pick_raster
+    from runtime.live_setup import open_renderer, open_sinks, pick_raster
     from runtime.live_config import LiveConfig
     from runtime.live_loop import LiveLoop, format_latency_report
     from runtime.pipeline import LiveDriver, avatar_neutral

@@ -21,9 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-DEFAULT_OUT = Path("out") / "live.mp4"
-INFERENCE_BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
-RASTERS = ("cpu", "gsplat")
+from runtime.options import INFERENCE_BACKENDS, RASTERS, add_overlap_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,11 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_overlap_argument(p)
 
 
-def add_overlap_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
-                   help="render frame t in a worker thread while tracking frame t+1 (default: on with CUDA)")
-
-
 def check_arguments(args: argparse.Namespace) -> None:
     import math
 
@@ -76,76 +69,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--size must be a positive multiple of 4, got {args.size}")
     if args.video is not None and not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such video file")
-
-
-def pick_raster(raster: str | None) -> str:
-    """The rasterizer asked for, or gsplat when it can run here (CUDA, the package and its
-    compiled kernels), else cpu."""
-    from avatar.backend_device import backend_device
-    from avatar.raster.gsplat_backend import gsplat_ready
-
-    if raster is not None:
-        backend_device(raster, "--raster")
-        return raster
-    return "gsplat" if gsplat_ready() is None else "cpu"
-
-
-def open_renderer(avatar_spec: str, backend_name: str, raster: str, size: int | None):
-    """(avatar, renderer) for the avatar directory (or 'demo') on the device the rasterizer needs."""
-    from avatar.checkpoint import load_avatar
-    from runtime.inference import create_backend
-    from runtime.pipeline import AvatarRenderer, resolve_avatar_dir
-
-    avatar = load_avatar(resolve_avatar_dir(avatar_spec))
-    device = "cuda" if raster == "gsplat" else "cpu"
-    backend = create_backend(backend_name, avatar, device=device)
-    return avatar, AvatarRenderer(avatar, backend, raster=raster, size=size)
-
-
-def open_source(args: argparse.Namespace):
-    if args.video is not None:
-        from capture.video_file import VideoFileSource
-        return VideoFileSource(args.video, pace=True)
-    from capture.webcam import WebcamSource
-    return WebcamSource(0 if args.camera is None else args.camera)
-
-
-def default_sinks() -> tuple[dict[str, bool | str], str]:
-    """Which sink to use when none was asked for, and why (module docstring)."""
-    from capture.devices import list_video_devices
-    from runtime.sinks.base import SinkUnavailable
-    from runtime.sinks.window import require_display
-
-    loopbacks = [d.path for d in list_video_devices() if d.loopback]
-    if loopbacks:
-        return {"virtual_camera": True}, f"a virtual camera exists ({loopbacks[0]})"
-    try:
-        require_display()
-    except SinkUnavailable as e:
-        return {"out": str(DEFAULT_OUT)}, f"no virtual camera (no v4l2loopback device) and {e.args[0].split(';')[0]}"
-    return {"window": True}, "no virtual camera (no v4l2loopback device), but a display"
-
-
-def open_sinks(stack: contextlib.ExitStack, want: dict, width: int, height: int, fps: float,
-               device: str | None = None):
-    """(stream sinks, window or None, their descriptions), each registered on `stack` to be closed."""
-    from runtime.live_loop import live_keymap
-
-    sinks, window, described = [], None, []
-    if want.get("virtual_camera"):
-        from runtime.sinks.virtual_camera import VirtualCameraSink
-        camera = stack.enter_context(VirtualCameraSink(width, height, fps, device=device))
-        sinks.append(camera)
-        described.append(f"virtual camera {camera.device}")
-    if want.get("out"):
-        from runtime.sinks.file import FileSink
-        sinks.append(stack.enter_context(FileSink(want["out"], fps)))
-        described.append(f"file {want['out']}")
-    if want.get("window"):
-        from runtime.sinks.window import WindowSink
-        window = stack.enter_context(WindowSink(keymap=live_keymap()))
-        described.append("window (keys: c recalibrate, o overlay, l latency, q quit)")
-    return sinks, window, described
 
 
 def _report_on_enter(loop) -> None:
@@ -162,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import UserError
     from runtime.live_config import LiveConfig
     from runtime.live_loop import LiveLoop, format_latency_report
+    from runtime.live_setup import default_sinks, open_live_source, open_renderer, open_sinks, pick_raster
     from runtime.pipeline import LiveDriver, avatar_neutral
     from tracking.face_model import load_face_model_data
     from tracking.overlay import OverlayRenderer
@@ -175,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         chosen = want.get("out") or next(iter(want)).replace("_", " ")
         print(f"live: output to {chosen} because {why}", file=sys.stderr)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(args))  # first: a bad video fails before the slow set-up
+        source = stack.enter_context(open_live_source(args.video, args.camera))  # first: a bad video fails before the slow set-up
         avatar, renderer = open_renderer(args.avatar, args.backend, raster, args.size)
         data = load_face_model_data()
         fps = args.fps or source.fps

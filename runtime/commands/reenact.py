@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from runtime.offline import NEUTRALS
-from runtime.options import add_raster_argument, raster_choice
+from runtime.options import NEUTRALS, add_raster_argument, raster_choice
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
