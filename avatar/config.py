@@ -48,6 +48,8 @@ class ModelConfig:
     num_points: int = 100_000  # Gaussians taken from the initial surface
     num_mouth_points: int = 3000  # extra Gaussians in a box around the mouth landmarks
     sr_channels: int = 32  # c of the super-resolution CNN (stem 4c, stages 2c and c)
+    sr_factor: int = 4  # output side / render side: 4 (reference), 2 or 1
+    sr_residual: bool = False  # SR corrects the upsampled render's RGB (avatar.super_resolution)
 
     def __post_init__(self) -> None:
         positive = ["feature_dim", "color_channels", "pos_freqs", "sr_channels"]
@@ -65,6 +67,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig needs 0 <= blend_near < blend_far, got {self.blend_near}, {self.blend_far}")
         if self.blend_kind not in BLEND_KINDS:
             raise ValueError(f"ModelConfig.blend_kind must be one of {BLEND_KINDS}, got {self.blend_kind!r}")
+        if self.sr_factor not in (1, 2, 4):
+            raise ValueError(f"ModelConfig.sr_factor must be 1, 2 or 4, got {self.sr_factor}")
         if self.num_points < 1 or self.num_mouth_points < 0:
             raise ValueError("ModelConfig needs num_points >= 1 and num_mouth_points >= 0")
 
@@ -155,6 +159,21 @@ PROFILES: dict[str, Profile] = {
             exp_deform_hidden=(128, 128, 128, 128), pose_deform_hidden=(128, 128),
             num_points=30_000, num_mouth_points=1000, sr_channels=16),
         TrainingConfig(resolution=256),
+    ),
+    # A 2-core CPU in about an hour (avatar.train_config): few Gaussians, a 128 px render
+    # sharpened x2 to 256 px, and rates for a run of thousands of steps, not hundreds of thousands.
+    "cpu": Profile(
+        "cpu",
+        ModelConfig(
+            name="cpu", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
+            exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
+            exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
+            blend_near=0.3, blend_far=0.5,  # as the mannequin's: where the blendshapes move points
+            num_points=10_000, num_mouth_points=500, sr_channels=4, sr_factor=2, sr_residual=True),
+        # The reference's rates are for 600k steps; these are 3D Gaussian Splatting's for a
+        # few thousand, on the Gaussians directly, with the networks at 1e-3.
+        TrainingConfig(lr_mlp=1e-3, lr_sr=1e-3, lr_position=2e-4, lr_feature=5e-3, lr_rotation=1e-3,
+                       lr_pose_offset=1e-4, lr_scale=5e-3, lr_opacity=2e-2, resolution=128),
     ),
     "tiny": Profile(
         "tiny",

@@ -35,8 +35,8 @@ def sample_surface(mesh: Mesh, count: int, generator: torch.Generator) -> torch.
 
 
 def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int = 0) -> GaussianHeadModel:
-    if config.to_dict() != mesh_head.head.config.to_dict():
-        raise ValueError("the mesh stage was trained for another model config; its MLPs cannot be inherited")
+    if config.mlp_dims() != mesh_head.head.config.mlp_dims():
+        raise ValueError("the mesh stage was trained with other MLP sizes; its MLPs cannot be inherited")
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         mesh, _ = mesh_head.neutral_mesh()
@@ -51,3 +51,24 @@ def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int
         for mlp in (model.exp_attributes_mlp, model.pose_attributes_mlp):
             mlp.zero_output()
     return model
+
+
+def fit_colors(model: GaussianHeadModel, colors: torch.Tensor, weight: torch.Tensor, expressions: torch.Tensor,
+               poses: torch.Tensor, steps: int, generator: torch.Generator, lr: float = 1e-2) -> float:
+    """Adam on F0 and the colour MLPs so that the first three channels of C' match `colors` (N, 3)
+    for the given frames' expressions (T, 53) and poses (T, 6); `weight` (N,) > 0 marks the
+    Gaussians whose colour is known. Returns the last step's weighted mean L1."""
+    params = [model.features] + list(model.exp_color_mlp.parameters()) + list(model.pose_color_mlp.parameters())
+    opt = torch.optim.Adam([{"params": [model.features], "lr": lr},
+                            {"params": params[1:], "lr": 0.1 * lr}])
+    w = (weight / weight.sum().clamp_min(1e-12))[:, None]
+    err = float("nan")
+    for _ in range(steps):
+        j = int(torch.randint(len(expressions), (1,), generator=generator))
+        color = model.deformation(expressions[j], poses[j], skip_unblended=True).color[:, :3]
+        loss = ((color - colors).abs() * w).sum() / 3
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        err = float(loss.detach())
+    return err

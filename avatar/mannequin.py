@@ -54,6 +54,7 @@ from torch.nn import functional as F
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar, AvatarMetadata
 from avatar.config import ModelConfig
+from avatar.deformation_fit import fit_expression_deformation, random_expressions
 from avatar.encoding import positional_encoding
 from avatar.head_model import GaussianHeadModel
 from avatar.mlp import PointMLP
@@ -83,7 +84,6 @@ DETAIL_GAIN = 3.0  # contrast of the SR detail channels (see _color_readout)
 DETAIL_REFERENCE = (0.72, 0.60, 0.52)  # about the mean shaded skin colour
 BLEND_NEAR, BLEND_FAR = 0.3, 0.5  # λ_exp radii: the blendshapes move points up to ~0.45 from a landmark
 EYELID_MOTION = 0.005  # canonical units: vertices a full blink moves more than this are eyelid
-MOTION_FLOOR = 0.02  # canonical units (~5 mm): the f_def^exp fit weighs errors relative to max(motion, this)
 SR_DETAIL_GAIN = 20.0  # SR loss weight on fine detail (see train_sr)
 
 
@@ -312,23 +312,6 @@ def _disc_rotations(normals: np.ndarray) -> np.ndarray:
     return np.c_[xyzw[:, 3], xyzw[:, :3]].astype(np.float32)
 
 
-def random_expressions(count: int, generator: torch.Generator) -> torch.Tensor:
-    """(count, 53) sparse random expressions: each channel active with probability 0.15 at a
-    uniform weight; a tenth of the rows are single channels at a uniform weight, a twentieth
-    are neutral (all zeros)."""
-    active = torch.rand(count, N_EXPRESSION, generator=generator) < 0.15
-    e = torch.rand(count, N_EXPRESSION, generator=generator) * active
-    kind = torch.rand(count, generator=generator)
-    single = kind < 0.1
-    if single.any():
-        k = torch.randint(0, N_EXPRESSION, (int(single.sum()),), generator=generator)
-        rows = torch.zeros(int(single.sum()), N_EXPRESSION)
-        rows[torch.arange(len(k)), k] = torch.rand(len(k), generator=generator)
-        e[single] = rows
-    e[(kind >= 0.1) & (kind < 0.15)] = 0.0
-    return e
-
-
 def random_poses(count: int, generator: torch.Generator, anchor: torch.Tensor,
                  max_deg: float = 20.0, max_shift: float = 0.05) -> torch.Tensor:
     """(count, 6) head poses near the anchor: rotations up to `max_deg` per axis, small shifts."""
@@ -391,54 +374,6 @@ def mannequin_camera(data: FaceModelData, spec: MannequinSpec) -> tuple[Camera, 
     camera = Camera.looking_at_origin(spec.resolution, spec.resolution, spec.fov_deg, distance=0.0)
     anchor = torch.tensor([0.0, -center_y, distance], dtype=torch.float32)
     return camera, anchor
-
-
-def fit_expression_deformation(model: GaussianHeadModel, surface: MannequinSurface, spec: MannequinSpec,
-                               generator: torch.Generator, progress: Callable[[int], None] | None = None
-                               ) -> float:
-    """Adam on f_def^exp: the model's canonical offset against the target offset; returns the
-    last step's mean offset error (canonical units, over the importance-sampled points)."""
-    mlp = model.exp_deform_mlp
-    opt = torch.optim.Adam(mlp.parameters(), lr=spec.deform_lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.deform_lr, total_steps=spec.deform_steps,
-                                                pct_start=0.05)
-    c = model.config
-    with torch.no_grad():
-        x_enc = positional_encoding(model.positions, c.pos_freqs)
-        lam = model.blend()[0]
-        rest = torch.as_tensor(surface.points)
-    # Most of the head barely moves: sample points where the motion is. Each of the 53
-    # expressions (one at a time at full weight, gaze included) gets the same share of the
-    # samples, spread over the points in proportion to how far it moves them, so a blink's few
-    # eyelid points are seen as often as the jaw's thousands; plus a floor everywhere.
-    with torch.no_grad():
-        motion = (surface.deformed(torch.eye(N_EXPRESSION)) - rest).norm(dim=-1)  # (53, N)
-        share = motion / motion.sum(1, keepdim=True).clamp_min(1e-12)
-    weights = share.sum(0)
-    weights = weights + 0.1 * weights.mean()
-    # Squared errors relative to how far each point can move (floored), so that an eyelid's
-    # millimetres weigh as much as the jaw's centimetres.
-    inv_scale2 = motion.max(0).values.clamp_min(MOTION_FLOOR).pow(-2)
-    groups = 64
-    per = spec.deform_batch // groups
-    err = float("nan")
-    for step in range(spec.deform_steps):
-        e = random_expressions(groups, generator)
-        idx = torch.multinomial(weights, groups * per, replacement=True, generator=generator).reshape(groups, per)
-        with torch.no_grad():
-            target = surface.deformed(e, idx) - rest[idx]
-        inputs = torch.cat([x_enc[idx], e[:, None, :].expand(-1, per, -1)], -1).reshape(-1, x_enc.shape[1] + N_EXPRESSION)
-        pred = c.deform_scale * lam[idx].reshape(-1, 1) * mlp(inputs)
-        diff = pred - target.reshape(-1, 3)
-        loss = ((diff * diff).sum(-1) * inv_scale2[idx].reshape(-1)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        err = float(diff.detach().norm(dim=-1).mean())
-        if progress is not None:
-            progress(1)
-    return err
 
 
 def render_pairs(avatar: Avatar, count: int, generator: torch.Generator,
@@ -536,7 +471,8 @@ def build_mannequin(spec: MannequinSpec = MannequinSpec(), data: FaceModelData |
         torch.manual_seed(spec.seed)
         model, surface = initial_model(data, spec, config, generator)
         bar.set_postfix_str("fitting f_def^exp")
-        deform_error = fit_expression_deformation(model, surface, spec, generator, bar.update)
+        deform_error = fit_expression_deformation(model, surface, spec.deform_steps, spec.deform_batch,
+                                                  spec.deform_lr, generator, bar.update)
         camera, anchor = mannequin_camera(data, spec)
         avatar = Avatar(model.eval(), SuperResolution.from_config(config), camera, anchor)
         bar.set_postfix_str("rendering SR pairs")

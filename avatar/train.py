@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -32,17 +33,21 @@ from avatar.backend_device import backend_device
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar, AvatarMetadata, save_avatar
 from avatar.dataset import Dataset, load_dataset
+from avatar.deformation_fit import fit_expression_deformation, random_expressions
 from avatar.evaluation import evaluate_renders
-from avatar.gaussian_init import gaussians_from_mesh_head
+from avatar.face_model_prior import face_model_target, sample_colors
+from avatar.gaussian_init import fit_colors, gaussians_from_mesh_head
+from avatar.head_model import GaussianHeadModel
 from avatar.losses import load_vgg16_features
 from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_camera, train_mesh_stage
-from avatar.super_resolution import SR_FACTOR, SuperResolution
+from avatar.super_resolution import SuperResolution
 from avatar.train_config import TrainProfile, get_train_profile
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
 
 Progress = Callable[[Iterator, str, int], Iterator]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -168,7 +173,7 @@ def _preview(path: Path, stage: GaussianStage, samples: list[tuple[TrainingData,
     with torch.no_grad():
         for data, j in samples:
             pred = render_sample(stage.model, stage.sr, data, j, resolution, backend).clamp(0, 1).cpu().numpy()
-            gt = data.image(j, SR_FACTOR * resolution).numpy()
+            gt = data.image(j, stage.sr.factor * resolution).numpy()
             rows.append(np.concatenate([pred, gt], 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     img = (np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8)
@@ -182,8 +187,41 @@ def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, res
                     width=dataset.size, height=dataset.size)
     camera = native.scaled(resolution / dataset.size)
     checksum = dataset.meta.get("face_model_checksum")
+    # The identity lets another recording of the person be aligned to this avatar (evaluate).
+    training = {**training, "identity": [float(v) for v in dataset.frames.identity]}
     return Avatar(stage.model, stage.sr, camera, data.pose[:, 3:].mean(0),
                   AvatarMetadata(face_model_checksum=checksum, training=training))
+
+
+def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: TrainingData, profile: TrainProfile,
+                         seed: int, wrap: Progress) -> None:
+    """The profile's optional starts (avatar.face_model_prior): f_def^exp from the tracked 3DMM's
+    blendshapes, then each Gaussian's colour from the training frames it is seen in."""
+    cfg = profile.gaussian
+    generator = torch.Generator().manual_seed(seed)
+    if cfg.deform_prior_steps > 0:
+        target = face_model_target(model.positions, dataset.frames.identity)
+
+        def expressions(count: int, gen: torch.Generator) -> torch.Tensor:
+            # Half the tracked expressions (what training will see), half random ones (what other
+            # drivers may do).
+            tracked = train.expression[torch.randint(len(train), (count // 2,), generator=gen)]
+            return torch.cat([tracked, random_expressions(count - count // 2, gen)])
+
+        ticks = iter(wrap(range(cfg.deform_prior_steps), "fit blendshapes", cfg.deform_prior_steps))
+        error = fit_expression_deformation(model, target, cfg.deform_prior_steps, cfg.deform_prior_batch,
+                                           cfg.deform_prior_lr, generator, lambda n: next(ticks, None), expressions)
+        logger.info("f_def^exp fitted to the face model's blendshapes: mean error %.4f units", error)
+    if cfg.color_init_frames > 0:
+        frames = subsample(np.arange(len(train)), cfg.color_init_frames).tolist()
+        size = profile.render_resolution * profile.base.model.sr_factor
+        with torch.no_grad():
+            posed = [model(train.expression[j], train.pose[j]) for j in frames]
+            colors, seen = sample_colors(posed, train, frames, min(size, train.image_size))
+        error = fit_colors(model, colors, (seen > 0).float(), train.expression[frames], train.pose[frames],
+                           cfg.color_init_steps, generator)
+        logger.info("colours read from %d frames (%.0f %% of the Gaussians seen): mean error %.3f", len(frames),
+                    100 * float((seen > 0).float().mean()), error)
 
 
 def train_avatar(options: TrainOptions) -> TrainSummary:
@@ -196,7 +234,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     work = state_dir(out)
     dataset = load_dataset(options.dataset)
     resolution = profile.render_resolution
-    hr = SR_FACTOR * resolution
+    hr = profile.base.model.sr_factor * resolution
     cache = profile.image_cache_size or min(hr, dataset.size)
     run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
     if not options.restart and (work / "run.json").is_file():
@@ -239,17 +277,21 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
 
     # Gaussian stage (seed 2.2).
     torch.manual_seed(options.seed)
-    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.base.model, seed=options.seed).to(device)
+    resumed = not options.restart and has_state(work)
+    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.base.model, seed=options.seed)
+    if not resumed:
+        initialise_from_data(model, dataset, train, profile, options.seed, wrap)
+    model = model.to(device)
     sr = SuperResolution.from_config(profile.base.model)
-    with torch.no_grad():
-        # Start the SR output at the mean training colour (mostly the white background) instead
-        # of sigmoid(0) = 0.5 grey: the first steps then refine the head instead of the backdrop.
-        mean = (train.images.float().mean((0, 1, 2)) / 255).clamp(0.05, 0.95)
-        sr.head.bias.copy_(torch.log(mean / (1 - mean)))
+    if not sr.residual:
+        with torch.no_grad():
+            # Start the SR output at the mean training colour (mostly the white background) instead
+            # of sigmoid(0) = 0.5 grey: the first steps then refine the head instead of the backdrop.
+            mean = (train.images.float().mean((0, 1, 2)) / 255).clamp(0.05, 0.95)
+            sr.head.bias.copy_(torch.log(mean / (1 - mean)))
     sr = sr.to(device)
     stage = GaussianStage.create(model, sr, len(train), profile.base.training, profile.gaussian.lr_scale,
                                  seed=options.seed + rank)
-    resumed = not options.restart and has_state(work)
     extra = load_state(stage, work) if resumed else {}
     if world > 1:
         # Every rank starts from rank 0's parameters and P0 (mesh stages on different ranks may

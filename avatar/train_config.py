@@ -35,8 +35,19 @@ class MeshStageConfig:
 class GaussianStageConfig:
     steps: int = 20_000
     lr_scale: float = 1.0
+    lr_final: float = 1.0  # every rate decays exponentially to this fraction of itself by the last step
+    frames_per_step: int = 1  # frames rendered and averaged per Adam step
+    # Initialisation before the first step (avatar.face_model_prior); 0 turns each off.
+    deform_prior_steps: int = 0  # fit f_def^exp to the tracked 3DMM's blendshapes
+    deform_prior_batch: int = 2048
+    deform_prior_lr: float = 5e-3
+    color_init_frames: int = 0  # training frames the Gaussians' colours are read from
+    color_init_steps: int = 300  # fitting F0 and the colour MLPs to those colours
     lambda_vgg: float = 0.1
     lambda_lr: float = 0.5
+    # L1 of the render's alpha against the segmentation mask (not in the seed): the outline of
+    # hair and neck is where a short run's error is, and the mask says where it is directly.
+    lambda_mask: float = 0.0
     augment_zoom: float = 1.2  # random zoom in [1, augment_zoom] with a random crop, 1 = off
     checkpoint_every: int = 1000
     preview_every: int = 500
@@ -64,6 +75,12 @@ TRAIN_PROFILES: dict[str, TrainProfile] = {
                         lr=3e-3, lr_landmarks=3e-4, lambda_sil=2.0),
         GaussianStageConfig(steps=3000, lr_scale=20.0, checkpoint_every=500, preview_every=500, log_every=25),
         max_train_frames=300),
+    "cpu": TrainProfile(
+        "cpu", get_profile("cpu"),
+        MeshStageConfig(resolution=64, grid_resolution=28, box_margin=0.3, sdf_hidden=(64, 64), init_steps=200,
+                        steps=800, lr=3e-3, lr_landmarks=3e-4, lambda_sil=2.0),
+        GaussianStageConfig(steps=5000, lr_final=0.1, lambda_mask=1.0, deform_prior_steps=1500,
+                            color_init_frames=24, checkpoint_every=500, preview_every=1000, log_every=25)),
     "small": TrainProfile(
         "small", get_profile("small"),
         MeshStageConfig(resolution=128, grid_resolution=40, sdf_hidden=(128, 128, 128), steps=2000),

@@ -34,9 +34,9 @@ from torch.nn import functional as F
 from avatar.camera import Camera
 from avatar.config import TrainingConfig
 from avatar.head_model import GaussianHeadModel
-from avatar.losses import VGGFeatures, gaussian_stage_loss
+from avatar.losses import VGGFeatures, gaussian_stage_loss, l1
 from avatar.raster import render_gaussians
-from avatar.super_resolution import SR_FACTOR, SuperResolution
+from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
 from avatar.training_data import TrainingData
 
@@ -82,77 +82,102 @@ class GaussianStage:
         ]
         for g in groups:
             g["lr"] *= lr_scale
+            g["initial_lr"] = g["lr"]  # the schedule's reference (learning_rate_factor)
         return cls(model, sr, pose_offsets, torch.optim.Adam(groups), torch.Generator().manual_seed(seed))
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
 
-def augmented_view(data: TrainingData, j: int, resolution: int, zoom_max: float, generator: torch.Generator,
-                   device) -> tuple[Camera, torch.Tensor]:
-    """Sample j's camera at `resolution` and its ground truth at SR_FACTOR x, randomly zoomed and cropped."""
-    hr = SR_FACTOR * resolution
+def augmented_view(data: TrainingData, j: int, resolution: int, factor: int, zoom_max: float,
+                   generator: torch.Generator, device) -> tuple[Camera, torch.Tensor, torch.Tensor]:
+    """Sample j's camera at `resolution`, its ground truth (fR, fR, 3) and mask (fR, fR) at `factor`
+    x (the SR's), randomly zoomed and cropped."""
+    hr = factor * resolution
     camera = data.camera(j, resolution)
-    gt = data.image(j, hr)
+    gt = torch.cat([data.image(j, hr), data.mask(j, hr)[..., None]], -1)
     if zoom_max > 1.0:
         zoom = 1.0 + (zoom_max - 1.0) * float(torch.rand(1, generator=generator))
-        side = max(SR_FACTOR, int(round(hr / zoom / SR_FACTOR)) * SR_FACTOR)  # crop side in hr pixels
+        side = max(factor, int(round(hr / zoom / factor)) * factor)  # crop side in hr pixels
         if side < hr:
-            ox = int(torch.randint(0, (hr - side) // SR_FACTOR + 1, (1,), generator=generator)) * SR_FACTOR
-            oy = int(torch.randint(0, (hr - side) // SR_FACTOR + 1, (1,), generator=generator)) * SR_FACTOR
+            ox = int(torch.randint(0, (hr - side) // factor + 1, (1,), generator=generator)) * factor
+            oy = int(torch.randint(0, (hr - side) // factor + 1, (1,), generator=generator)) * factor
             z = hr / side
             K = camera.K.clone()
             K[0, 0] *= z
             K[1, 1] *= z
-            K[0, 2] = (K[0, 2] - ox / SR_FACTOR) * z
-            K[1, 2] = (K[1, 2] - oy / SR_FACTOR) * z
+            K[0, 2] = (K[0, 2] - ox / factor) * z
+            K[1, 2] = (K[1, 2] - oy / factor) * z
             camera = Camera(K=K, viewmat=camera.viewmat, width=resolution, height=resolution)
             crop = gt[oy:oy + side, ox:ox + side].permute(2, 0, 1)[None]
             gt = F.interpolate(crop, size=(hr, hr), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    return camera.to(device), gt.to(device)
+    gt = gt.to(device)
+    return camera.to(device), gt[..., :3], gt[..., 3]
 
 
 def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torch.Tensor, pose: torch.Tensor,
-                 camera, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(I_hr (1, 3, 4R, 4R), the 32-channel render (1, C, R, R)) of one frame."""
-    gaussians = model(expression, pose)
+                 camera, backend: str, skip_unblended: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(I_hr (1, 3, fR, fR), the 32-channel render (1, C, R, R), its alpha (1, 1, R, R)) of one frame."""
+    gaussians = model(expression, pose, skip_unblended)
     background = torch.ones(model.config.color_channels, device=expression.device)
-    image = render_gaussians(gaussians, camera, background=background, backend=backend).image
-    features = image.permute(2, 0, 1)[None]
-    return sr(features), features
+    result = render_gaussians(gaussians, camera, background=background, backend=backend)
+    features = result.image.permute(2, 0, 1)[None]
+    return sr(features), features, result.alpha.permute(2, 0, 1)[None]
 
 
 def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingData, j: int, resolution: int,
                   backend: str) -> torch.Tensor:
     """(4R, 4R, 3) render of sample j with its tracked expression and pose, on the model's device."""
     device = model.positions.device
-    hr, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
-                         data.camera(j, resolution).to(device), backend)
+    hr, _, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
+                            data.camera(j, resolution).to(device), backend)
     return hr[0].permute(1, 2, 0)
+
+
+def learning_rate_factor(step: int, config: GaussianStageConfig) -> float:
+    """Exponential decay from 1 at step 0 to `lr_final` at the last step."""
+    return config.lr_final ** (min(step, config.steps) / max(1, config.steps))
 
 
 def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config: GaussianStageConfig,
                backend: str, vgg: VGGFeatures | None, world: int = 1) -> dict[str, float]:
+    """One Adam step on the mean loss of `config.frames_per_step` random frames."""
     device = stage.model.positions.device
-    j = int(torch.randint(len(data), (1,), generator=stage.generator))
-    camera, gt = augmented_view(data, j, resolution, config.augment_zoom, stage.generator, device)
-    expression = data.expression[j].to(device)
-    pose = data.pose[j].to(device) + stage.pose_offsets[j]
-    hr, features = render_frame(stage.model, stage.sr, expression, pose, camera, backend)
-    gt_hr = gt.permute(2, 0, 1)[None]
-    gt_lr = F.avg_pool2d(gt_hr, SR_FACTOR)
-    total, terms = gaussian_stage_loss(hr, features[:, :3], gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr, vgg)
     stage.optimizer.zero_grad(set_to_none=True)
-    total.backward()
+    frames = config.frames_per_step
+    sums: dict[str, float] = {}
+    for _ in range(frames):
+        j = int(torch.randint(len(data), (1,), generator=stage.generator))
+        camera, gt, mask = augmented_view(data, j, resolution, stage.sr.factor, config.augment_zoom,
+                                          stage.generator, device)
+        expression = data.expression[j].to(device)
+        pose = data.pose[j].to(device) + stage.pose_offsets[j]
+        hr, features, alpha = render_frame(stage.model, stage.sr, expression, pose, camera, backend,
+                                           skip_unblended=True)
+        gt_hr = gt.permute(2, 0, 1)[None]
+        gt_lr = F.avg_pool2d(gt_hr, stage.sr.factor)
+        total, terms = gaussian_stage_loss(hr, features[:, :3], gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr,
+                                           vgg)
+        if config.lambda_mask > 0:
+            mask_loss = l1(alpha, F.avg_pool2d(mask[None, None], stage.sr.factor))
+            terms["mask"] = float(mask_loss.detach())
+            total = total + config.lambda_mask * mask_loss
+        (total / frames).backward()
+        for k, v in {"total": float(total.detach()), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + v / frames
     if world > 1:
         for p in stage.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             torch.distributed.all_reduce(p.grad)
             p.grad /= world
+    factor = learning_rate_factor(stage.step, config)
+    for group in stage.optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
     stage.optimizer.step()
     stage.step += 1
-    return {"total": float(total.detach()), **terms}
+    return sums
 
 
 def save_state(stage: GaussianStage, directory: Path, extra: dict | None = None) -> None:
@@ -201,6 +226,8 @@ def load_state(stage: GaussianStage, directory: Path) -> dict:
                 _, pid, key = k.split(".", 2)
                 state.setdefault(int(pid), {})[key] = v.to(device) if key != "step" else v
         stage.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        for group in stage.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])  # states saved before the schedule existed
     except (KeyError, RuntimeError, ValueError) as e:
         raise ValueError(f"{directory}: training state does not match this profile/dataset "
                          f"({' '.join(str(e).split())[:200]}); use --restart to start over") from None

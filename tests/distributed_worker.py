@@ -72,9 +72,9 @@ def main() -> None:
         return real_step(stage, *a, **k)
 
     def recording_view(data, j, *a, **k):
-        camera, gt = real_view(data, j, *a, **k)
-        draws.append({"step": stages[0].step, "frame": int(j), "K": camera.K.flatten().tolist()})
-        return camera, gt
+        view = real_view(data, j, *a, **k)
+        draws.append({"step": stages[0].step, "frame": int(j), "K": view[0].K.flatten().tolist()})
+        return view
 
     train_module.train_step = recording_step
     gaussians_module.augmented_view = recording_view

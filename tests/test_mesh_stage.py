@@ -97,14 +97,16 @@ def test_augmented_view_keeps_render_and_ground_truth_aligned():
     # Mark one hr pixel; after the zoomed crop the camera must project its 3D ray onto the same spot.
     u, v = 13, 19
     img[0, v, u] = 255
+    data.masks[0, v, u] = 255
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
-        camera, gt = augmented_view(data, 0, r, 1.5, gen, "cpu")
+        camera, gt, mask = augmented_view(data, 0, r, SR_FACTOR, 1.5, gen, "cpu")
         K0 = data.camera(0, r).K
         ray = torch.tensor([((u + 0.5) / SR_FACTOR - K0[0, 2]) / K0[0, 0], ((v + 0.5) / SR_FACTOR - K0[1, 2]) / K0[1, 1], 1.0])
         proj = camera.K @ ray
         px = proj[:2] / proj[2] * SR_FACTOR  # in hr pixels of the augmented view
         peak = torch.nonzero(gt[..., 0] == gt[..., 0].max())[0]
+        assert torch.equal(torch.nonzero(mask == mask.max())[0], peak)  # the mask is cropped with the image
         assert abs(float(px[0]) - (int(peak[1]) + 0.5)) < 1.5 and abs(float(px[1]) - (int(peak[0]) + 0.5)) < 1.5
 
 

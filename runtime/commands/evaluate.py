@@ -2,6 +2,8 @@
 
     splatcam evaluate --avatar AV --dataset DS [--json E.json] [--video SIDE.mp4] [--backend cpu|gsplat]
 
+DS may be another recording of the avatar's person (avatar/recording_alignment.py: its poses
+are aligned to the avatar's canonical space through the two fitted identities).
 Renders every held-out frame of DS (tracked pose and expression) at the avatar's output size and
 compares it with the ground truth: PSNR and SSIM (avatar/metrics.py), next to the PSNR of the
 mean training image (a do-nothing baseline) and, when the avatar was trained here, the mesh
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from avatar.checkpoint import load_avatar
     from avatar.dataset import load_dataset
     from avatar.evaluation import evaluate_renders, mean_image, mean_image_baseline
-    from avatar.super_resolution import SR_FACTOR
+    from avatar.recording_alignment import aligned_poses, recording_alignment
     from avatar.train_gaussians import render_sample
     from avatar.training_data import load_training_data
     from runtime.video_writer import VideoWriter
@@ -53,13 +55,22 @@ def run(args: argparse.Namespace) -> int:
     avatar.model.eval()
     avatar.sr.eval()
     render_size = avatar.camera.width
-    out_size = SR_FACTOR * render_size
+    out_size = avatar.sr.factor * render_size
     cache = min(out_size, dataset.size)
 
     def progress(iterable, label, total):
         return tqdm(iterable, desc=label, total=total, unit="frame")
 
     heldout = load_training_data(dataset, dataset.heldout_indices, cache)
+    identity = avatar.metadata.training.get("identity")
+    if isinstance(identity, list) and len(identity) == len(dataset.frames.identity) \
+            and not np.allclose(identity, dataset.frames.identity, atol=1e-4):
+        # Another recording of the avatar's person: its poses are moved into the avatar's space.
+        alignment = recording_alignment(np.asarray(identity, np.float32), dataset.frames.identity)
+        heldout.pose = aligned_poses(heldout.pose, alignment)
+        print(f"{args.dataset} is another recording: its poses are aligned to the avatar "
+              f"(rotation {np.degrees(np.arccos(np.clip((np.trace(alignment[0]) - 1) / 2, -1, 1))):.2f} deg, "
+              f"shift {np.linalg.norm(alignment[1]):.4f} units)")
 
     def render(j: int):
         return render_sample(avatar.model, avatar.sr, heldout, j, render_size, args.backend)

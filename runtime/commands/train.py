@@ -1,6 +1,6 @@
 """`splatcam train`: train an avatar from a prepared dataset (mesh stage, then Gaussian stage).
 
-    splatcam train --dataset DS --profile tiny|small|full --out AV [--backend cpu|gsplat]
+    splatcam train --dataset DS --profile cpu|tiny|small|full --out AV [--backend cpu|gsplat]
                    [--steps N] [--mesh-steps N] [--restart]
 
 Profiles (avatar/train_config.py): `tiny` trains on a CPU in minutes (64 px render, 256 px
@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avatar.train_config import TRAIN_PROFILES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train an avatar from a dataset made by `splatcam prepare`",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset folder from `splatcam prepare`")
-    p.add_argument("--profile", choices=["tiny", "small", "full"], default="tiny", help="model size and schedule")
+    p.add_argument("--profile", choices=list(TRAIN_PROFILES), default="cpu", help="model size and schedule")
     p.add_argument("--out", required=True, help="avatar directory to write")
     p.add_argument("--backend", choices=["cpu", "gsplat"], default="cpu", help="rasterizer (gsplat needs CUDA)")
     p.add_argument("--steps", type=int, default=None, help="Gaussian-stage steps (default: the profile's)")
