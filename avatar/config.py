@@ -132,6 +132,10 @@ class TrainingConfig:
     """
 
     lr_mlp: float = 1e-4
+    # f_def^pose and f_att^pose; None: lr_mlp. 0 keeps them at zero output (set at the start of the
+    # Gaussian stage): conditioned on the encoded pose, which is nearly unique per frame, they can
+    # memorise the training frames' outlines instead of learning the head.
+    lr_pose_mlp: float | None = None
     lr_sr: float = 1e-4
     lr_position: float = 1e-5
     lr_feature: float = 1e-5

@@ -138,10 +138,17 @@ class GaussianHeadModel(nn.Module):
         return [self.exp_color_mlp, self.pose_color_mlp, self.exp_attributes_mlp,
                 self.pose_attributes_mlp, self.exp_deform_mlp, self.pose_deform_mlp]
 
+    def pose_shape_mlps(self) -> list[nn.Module]:
+        """The MLPs that move and reshape Gaussians with the head pose: f_def^pose, f_att^pose."""
+        return [self.pose_deform_mlp, self.pose_attributes_mlp]
+
     def parameter_groups(self, training: TrainingConfig) -> list[dict]:
         """Adam parameter groups with the Gaussian-stage learning rates (P0 is not included)."""
         return [
-            {"name": "mlp", "params": [p for m in self.mlps() for p in m.parameters()], "lr": training.lr_mlp},
+            {"name": "mlp", "params": [p for m in self.mlps() if m not in self.pose_shape_mlps() for p in m.parameters()],
+             "lr": training.lr_mlp},
+            {"name": "pose_mlp", "params": [p for m in self.pose_shape_mlps() for p in m.parameters()],
+             "lr": training.lr_mlp if training.lr_pose_mlp is None else training.lr_pose_mlp},
             {"name": "position", "params": [self.positions], "lr": training.lr_position},
             {"name": "feature", "params": [self.features], "lr": training.lr_feature},
             {"name": "rotation", "params": [self.rotations], "lr": training.lr_rotation},

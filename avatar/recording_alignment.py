@@ -18,7 +18,7 @@ import torch
 
 from tracking.face_model import FaceModel, FaceModelData, load_face_model_data
 from tracking.params import N_EXPRESSION
-from tracking.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 ALIGNED_REGION = "face"
 

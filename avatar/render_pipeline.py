@@ -3,7 +3,7 @@
     pipeline = RenderPipeline(ModuleStages(avatar.model, avatar.sr), raster="cpu")
     out = pipeline.render(expression, pose, avatar.camera)   # (53,), (6,) tensors
     out.features  # (H, W, C) rasterized feature image; its first three channels are the low-res RGB
-    out.rgb       # (4H, 4W, 3) SR output, not clamped
+    out.rgb       # (fH, fW, 3) SR output, not clamped
 
 The networks are a `Stages`: the avatar's own torch modules (`ModuleStages`: training, where
 gradients flow, and offline rendering) or a runtime inference backend (torch, torch.compile,
@@ -37,18 +37,22 @@ class Stages(Protocol):
         ...
 
     def upsample(self, features: torch.Tensor) -> torch.Tensor:
-        """(H, W, C) rasterized image -> (4H, 4W, 3) RGB."""
+        """(H, W, C) rasterized image -> (fH, fW, 3) RGB."""
         ...
 
 
 class ModuleStages:
-    """The avatar's torch modules as they are (their device, their train/eval mode, autograd on)."""
+    """The avatar's torch modules as they are (their device, their train/eval mode, autograd on).
 
-    def __init__(self, model: torch.nn.Module, sr: SuperResolution) -> None:
+    `skip_unblended` (training) runs each MLP only where its blend weight is non-zero
+    (GaussianHeadModel.deformation)."""
+
+    def __init__(self, model: torch.nn.Module, sr: SuperResolution, skip_unblended: bool = False) -> None:
         self.model, self.sr = model, sr
+        self.skip_unblended = skip_unblended
 
     def generate(self, expression: torch.Tensor, pose: torch.Tensor) -> GaussianSet:
-        return self.model(expression, pose)
+        return self.model(expression, pose, self.skip_unblended)
 
     def upsample(self, features: torch.Tensor) -> torch.Tensor:
         return self.sr(features.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
@@ -71,7 +75,8 @@ NO_TIMING = _NoTiming()
 @dataclass
 class Rendered:
     features: torch.Tensor  # (H, W, C) the rasterized feature image over the white background
-    rgb: torch.Tensor  # (4H, 4W, 3) the SR output, not clamped
+    rgb: torch.Tensor  # (fH, fW, 3) the SR output, not clamped
+    alpha: torch.Tensor  # (H, W, 1) the rasterized opacity
 
 
 class RenderPipeline:
@@ -87,10 +92,10 @@ class RenderPipeline:
         with timing.stage(RASTERIZE):
             features = gaussians.features
             background = torch.ones(features.shape[1], dtype=features.dtype, device=features.device)
-            image = render_gaussians(gaussians, camera, background=background, backend=self.raster).image
+            result = render_gaussians(gaussians, camera, background=background, backend=self.raster)
         with timing.stage(SR):
-            rgb = self.stages.upsample(image)
-        return Rendered(features=image, rgb=rgb)
+            rgb = self.stages.upsample(result.image)
+        return Rendered(features=result.image, rgb=rgb, alpha=result.alpha)
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:

@@ -199,6 +199,9 @@ def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: Trai
     blendshapes, then each Gaussian's colour from the training frames it is seen in."""
     cfg = profile.gaussian
     generator = torch.Generator().manual_seed(seed)
+    if profile.base.training.lr_pose_mlp == 0:
+        for mlp in model.pose_shape_mlps():
+            mlp.zero_output()
     if cfg.deform_prior_steps > 0:
         target = face_model_target(model.positions, dataset.frames.identity)
 

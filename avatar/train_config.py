@@ -1,10 +1,16 @@
-"""Training profiles `tiny`, `small`, `full` in one place: model sizes and Gaussian-stage rates come
+"""Training profiles `cpu`, `tiny`, `small`, `full` in one place: model sizes and Gaussian-stage rates come
 from avatar.config's profiles (read, not copied); this adds the mesh stage (seed 2.1) and the
 schedule of the Gaussian stage (seed 2.2).
 
 Rates. The Adam rates of DESIGN.md (TrainingConfig) are the reference's, tuned for hundreds of
 thousands of steps. `tiny` runs a few thousand steps on a CPU, so its Gaussian-stage rates are
 multiplied by `lr_scale` (the ratios between groups stay the reference's).
+
+`cpu`, the recipe for a 2-core CPU in under an hour (BENCHMARKS.md has each choice's effect):
+3D Gaussian Splatting's rates on the Gaussians (avatar.config) decaying to a tenth; a 128 px
+render and a residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and
+colours read from the frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage
+in a box that reaches the shoulders; every training frame.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from avatar.camera import Camera
 from avatar.config import TrainingConfig
 from avatar.head_model import GaussianHeadModel
 from avatar.losses import VGGFeatures, gaussian_stage_loss, l1
-from avatar.raster import render_gaussians
+from avatar.render_pipeline import ModuleStages, RenderPipeline
 from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
 from avatar.training_data import TrainingData
@@ -119,11 +119,8 @@ def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torc
                  camera, backend: str, skip_unblended: bool = False
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(I_hr (1, 3, fR, fR), the 32-channel render (1, C, R, R), its alpha (1, 1, R, R)) of one frame."""
-    gaussians = model(expression, pose, skip_unblended)
-    background = torch.ones(model.config.color_channels, device=expression.device)
-    result = render_gaussians(gaussians, camera, background=background, backend=backend)
-    features = result.image.permute(2, 0, 1)[None]
-    return sr(features), features, result.alpha.permute(2, 0, 1)[None]
+    out = RenderPipeline(ModuleStages(model, sr, skip_unblended), backend).render(expression, pose, camera)
+    return out.rgb.permute(2, 0, 1)[None], out.features.permute(2, 0, 1)[None], out.alpha.permute(2, 0, 1)[None]
 
 
 def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingData, j: int, resolution: int,

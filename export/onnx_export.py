@@ -8,7 +8,7 @@ Two graphs per avatar:
   initializers and constant folding bakes everything that does not depend on θ or β into them
   (λ_exp from the landmark distances, tanh(F0), γ(X0)), so the graph only runs the MLPs and T
   (see `fold_constants`).
-- `sr.onnx`: input `features` (1, C, H, W), output `rgb` (1, 3, 4H, 4W) in (0, 1), with H and W
+- `sr.onnx`: input `features` (1, C, H, W), output `rgb` (1, 3, fH, fW) in (0, 1), with H and W
   dynamic so one file serves every render size.
 
 The classic TorchScript exporter (`dynamo=False`) is used: the torch.export-based one needs

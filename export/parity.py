@@ -19,7 +19,7 @@ from export.onnx_export import GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, On
 from tracking.params import N_EXPRESSION
 
 GeneratorFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
-UpsampleFn = Callable[[torch.Tensor], torch.Tensor]  # (1, C, H, W) -> (1, 3, 4H, 4W)
+UpsampleFn = Callable[[torch.Tensor], torch.Tensor]  # (1, C, H, W) -> (1, 3, fH, fW)
 
 ONNX_TOLERANCE = 1e-4  # fp32 ONNX Runtime vs PyTorch (issue 5)
 TENSORRT_TOLERANCE = 1e-2  # fp16 TensorRT engines vs PyTorch (issue 5)

@@ -250,5 +250,5 @@ class TensorRTAvatar:
         return tuple(out[name] for name in GENERATOR_OUTPUTS)
 
     def upsample(self, image: torch.Tensor) -> torch.Tensor:
-        """(1, C, H, W) -> (1, 3, 4H, 4W)."""
+        """(1, C, H, W) -> (1, 3, fH, fW)."""
         return self.sr(**{SR_INPUT: image})[SR_OUTPUT]

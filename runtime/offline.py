@@ -72,7 +72,7 @@ def retargeted_sequence(seq: ParamsSequence, avatar_neutral: DrivingFrame, how: 
 
 def render_frames(avatar: Avatar, expressions: np.ndarray, poses: np.ndarray, raster: str,
                   device: torch.device) -> Iterator[np.ndarray]:
-    """RGB uint8 frames (4H, 4W, 3) of the avatar through its own camera, one per row of (T, 53)
+    """RGB uint8 frames (fH, fW, 3) of the avatar through its own camera, one per row of (T, 53)
     expressions and (T, 6) poses; the avatar is moved to `device` and put in eval mode."""
     avatar.to(device)
     avatar.model.eval()

@@ -33,7 +33,6 @@ import torch
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar
 from avatar.render_pipeline import NO_TIMING, STAGES, RenderPipeline, to_uint8
-from avatar.super_resolution import SR_FACTOR
 from core.rotations import slerp
 from runtime.inference.base import InferenceBackend
 from tracking.driving_frame import DrivingFrame
@@ -130,13 +129,14 @@ def resolve_avatar_dir(spec: str) -> Path:
     return ensure_demo_avatar()
 
 
-def output_camera(camera: Camera, size: int | None) -> Camera:
-    """The avatar's render camera rescaled so the SR output is `size` pixels wide (None: as trained)."""
+def output_camera(camera: Camera, size: int | None, sr_factor: int) -> Camera:
+    """The avatar's render camera rescaled so the SR output (`sr_factor` x the render) is `size`
+    pixels wide (None: as trained)."""
     if size is None:
         return camera
-    if size < SR_FACTOR or size % SR_FACTOR:
-        raise ValueError(f"output size must be a positive multiple of {SR_FACTOR}, got {size}")
-    factor = size / (SR_FACTOR * camera.width)
+    if size < sr_factor or size % sr_factor:
+        raise ValueError(f"output size must be a positive multiple of {sr_factor}, got {size}")
+    factor = size / (sr_factor * camera.width)
     return camera.scaled(factor) if factor != 1.0 else camera
 
 
@@ -152,8 +152,8 @@ class AvatarRenderer:
         self.backend = backend
         self.pipeline = RenderPipeline(backend, raster)
         self.device = torch.device(backend.device)
-        self.camera = output_camera(avatar.camera, size).to(self.device)
-        self.width, self.height = SR_FACTOR * self.camera.width, SR_FACTOR * self.camera.height
+        self.camera = output_camera(avatar.camera, size, avatar.sr.factor).to(self.device)
+        self.width, self.height = avatar.sr.factor * self.camera.width, avatar.sr.factor * self.camera.height
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         if raster == "cpu":
             from avatar.raster.cpu import build_extension

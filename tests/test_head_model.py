@@ -223,3 +223,21 @@ def test_initialisation_on_the_ict_head(shared_data):
     corners_x = sorted([landmarks[48, 0], landmarks[54, 0]])
     assert corners_x[0] < np.median(mouth_pts[:, 0]) < corners_x[1]
     assert np.median(mouth_pts[:, 2]) > landmarks[48:68, 2].mean()
+
+
+def test_skipping_unblended_gaussians_changes_nothing():
+    """The training path that runs each MLP only where its λ is non-zero gives the dense path's
+    outputs and gradients (the dense path is the reference: every MLP on every Gaussian)."""
+    model = random_model()
+    lam_exp, lam_pose = model.blend()
+    assert 0 < int((lam_exp == 0).sum()) < model.num_gaussians  # both kinds of Gaussian present
+    assert 0 < int((lam_pose == 0).sum()) < model.num_gaussians
+    expression, pose = torch.rand(53, dtype=torch.float64), torch.tensor([0.1, 0.2, -0.1, 0.0, 0.1, 3.0])
+    grads = []
+    for skip in (False, True):
+        model.zero_grad()
+        out = model.forward_tensors(expression, pose, skip_unblended=skip)
+        sum((o * torch.linspace(0.5, 1.5, o.numel(), dtype=o.dtype).reshape(o.shape)).sum() for o in out).backward()
+        grads.append(([o.detach() for o in out], [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    for a, b in zip(grads[0][0] + grads[0][1], grads[1][0] + grads[1][1]):
+        assert torch.allclose(a, b, atol=1e-10, rtol=1e-9)

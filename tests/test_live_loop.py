@@ -101,7 +101,7 @@ def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_virtual_cam
     # is within rounding of its own drive's and nearer to it than to any other frame's.
     avatar = load_avatar(demo_avatar)
     pipeline = RenderPipeline(ModuleStages(avatar.model.eval(), avatar.sr.eval()))
-    view = output_camera(avatar.camera, OUT)
+    view = output_camera(avatar.camera, OUT, avatar.sr.factor)
     with torch.no_grad():
         expected = [to_uint8(pipeline.render(torch.from_numpy(d.expression), torch.from_numpy(
             np.r_[d.rotation, d.translation].astype(np.float32)), view).rgb).astype(int) for d in drives]

@@ -56,3 +56,31 @@ def test_sr_from_profile():
     cfg = get_profile("tiny").model
     sr = SuperResolution.from_config(cfg)
     assert sr(torch.rand(1, cfg.color_channels, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_factor_two_and_one_keep_the_reference_layers_they_use():
+    x = torch.rand(1, 32, 6, 5)
+    for factor, size in ((2, (12, 10)), (1, (6, 5))):
+        sr = SuperResolution(in_channels=32, channels=4, factor=factor)
+        assert sr(x).shape == (1, 3, *size)
+        convs = [m for m in sr.modules() if isinstance(m, torch.nn.Conv2d)]
+        y = double_conv_by_hand(x, convs[0], convs[1])
+        if factor == 2:
+            y = double_conv_by_hand(upsample_by_hand(y), convs[2], convs[3])
+        assert torch.allclose(sr(x), torch.sigmoid(F.conv2d(y, convs[-1].weight, convs[-1].bias)), atol=1e-5)
+
+
+def test_residual_sr_starts_as_the_bilinear_upsampled_render():
+    """Before training, the residual SR is the render's RGB resized by OpenCV's bilinear filter
+    (an independent implementation with the same half-pixel centres)."""
+    import cv2
+    import numpy as np
+
+    features = torch.rand(1, 32, 9, 7) * 0.9 + 0.05
+    sr = SuperResolution(in_channels=32, channels=4, factor=2, residual=True)
+    out = sr(features)[0].permute(1, 2, 0).detach().numpy()
+    rgb = features[0, :3].permute(1, 2, 0).numpy()
+    expected = cv2.resize(rgb, (14, 18), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(out - expected).max() < 1e-5
+    sr(features).sum().backward()
+    assert sr.head.weight.grad.abs().sum() > 0  # the CNN's correction can still be learned

@@ -56,3 +56,46 @@ def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: in
         "frames": frames, "train": frames - heldout, "heldout": heldout, "dropped": 0, "crop": None,
         "face_model_checksum": data.checksum}))
     return root
+
+
+def write_moving_head_dataset(root: Path, frames: int = 40, size: int = 64, heldout: int = 6) -> Path:
+    """A painted ball of head size (dark hair above, skin below, two eyes) sliding left and right in
+    front of the camera; the poses say where it is. The mean image of such frames is a smear,
+    so beating it on held-out frames needs an avatar that learned the head and follows the pose."""
+    from avatar.dataset import canonical_landmarks
+    from tracking.face_model import load_face_model_data
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    f, c, radius, y, z = float(size), size / 2, 0.35, 0.1, 1.9
+    xs = 0.3 * np.sin(0.9 * np.arange(frames))
+    for i, x in enumerate(xs):
+        u, v, r = f * x / z + c, f * y / z + c, f * radius / z
+        img = np.full((size, size, 3), 255, np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        centre = (round(u * 16), round(v * 16))  # cv2 draws with 4 fractional bits
+        cv2.circle(mask, centre, round(r * 16), 255, -1, cv2.LINE_AA, 4)
+        cv2.circle(img, centre, round(r * 16), (220, 170, 140), -1, cv2.LINE_AA, 4)
+        cv2.ellipse(img, centre, (round(r * 16), round(r * 16)), 0, 180, 360, (70, 45, 30), -1, cv2.LINE_AA, 4)
+        for side in (-1, 1):
+            eye = (round((u + side * 0.4 * r) * 16), round((v + 0.2 * r) * 16))
+            cv2.circle(img, eye, round(0.12 * r * 16), (20, 20, 20), -1, cv2.LINE_AA, 4)
+        cv2.imwrite(str(root / "images" / f"{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), mask)
+    expression = np.zeros((frames, 53), np.float32)
+    identity = np.zeros(100, np.float32)
+    data = load_face_model_data()
+    arrays = dict(
+        expression=expression, rotation=np.zeros((frames, 3), np.float32),
+        translation=np.stack([xs, np.full(frames, y), np.full(frames, z)], 1).astype(np.float32),
+        landmarks3d=canonical_landmarks(identity, expression, data).astype(np.float32),
+        camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
+        heldout=np.arange(frames) >= frames - heldout,
+        K=np.float32([[[f, 0, c], [0, f, c], [0, 0, 1]]]), viewmat=np.eye(4, dtype=np.float32)[None],
+        identity=identity)
+    np.savez(root / "frames.npz", **arrays)
+    (root / "dataset.json").write_text(json.dumps({
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "size": size, "fps": 25.0, "source": "synthetic",
+        "frames": frames, "train": frames - heldout, "heldout": heldout, "dropped": 0, "crop": None,
+        "face_model_checksum": data.checksum}))
+    return root

@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     raster = pick_raster(args.raster)
     device = "cuda" if raster == "gsplat" else "cpu"
     avatar = load_avatar(resolve_avatar_dir(args.avatar))
-    output_camera(avatar.camera, args.size)  # a bad size fails before any work
+    output_camera(avatar.camera, args.size, avatar.sr.factor)  # a bad size fails before any work
     names = list(dict.fromkeys(args.backend or available_backends(device)))
     if args.driver is None:
         tracker = ProceduralTracker(loop=True)

@@ -1,6 +1,7 @@
 """`splatcam evaluate`: held-out PSNR / SSIM of a trained avatar, the mean-image baseline, a video.
 
-    splatcam evaluate --avatar AV --dataset DS [--json E.json] [--video SIDE.mp4] [--backend cpu|gsplat]
+    splatcam evaluate --avatar AV --dataset DS [--json E.json] [--video SIDE.mp4] [--poster F.png]
+                      [--raster cpu|gsplat]
 
 DS may be another recording of the avatar's person (avatar/recording_alignment.py: its poses
 are aligned to the avatar's canonical space through the two fitted identities).
@@ -18,6 +19,11 @@ import json
 import math
 from pathlib import Path
 
+from runtime.options import add_raster_argument, raster_choice
+
+
+POSTER_FRAMES = 6
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="held-out PSNR/SSIM of an avatar on its dataset",
@@ -26,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset folder from `splatcam prepare`")
     p.add_argument("--json", default=None, help="write the metrics to this JSON file")
     p.add_argument("--video", default=None, help="write a side-by-side video (.mp4) of the held-out frames")
-    p.add_argument("--backend", choices=["cpu", "gsplat"], default="cpu")
+    p.add_argument("--poster", default=None, metavar="FILE.png",
+                   help="write six evenly spaced held-out frames, render above ground truth, as one PNG")
+    add_raster_argument(p)
     p.set_defaults(func=run)
 
 
@@ -46,11 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.video is not None and not str(args.video).lower().endswith(".mp4"):
         raise ValueError(f"{args.video}: the video must end in .mp4")
+    if args.poster is not None and not str(args.poster).lower().endswith(".png"):
+        raise ValueError(f"{args.poster}: the poster must end in .png")
     dataset = load_dataset(args.dataset)
     if len(dataset.heldout_indices) == 0:
         raise ValueError(f"{args.dataset}: no held-out frames (prepare with --holdout > 0)")
     avatar = load_avatar(args.avatar)
-    device = backend_device(args.backend)
+    raster = raster_choice(args)
+    device = backend_device(raster)
     avatar.to(device)
     avatar.model.eval()
     avatar.sr.eval()
@@ -73,13 +84,17 @@ def run(args: argparse.Namespace) -> int:
               f"shift {np.linalg.norm(alignment[1]):.4f} units)")
 
     def render(j: int):
-        return render_sample(avatar.model, avatar.sr, heldout, j, render_size, args.backend)
+        return render_sample(avatar.model, avatar.sr, heldout, j, render_size, raster)
 
     writer = VideoWriter(args.video, dataset.fps, 2 * out_size, out_size) if args.video else None
+    shown = set(np.linspace(0, len(heldout) - 1, min(POSTER_FRAMES, len(heldout))).round().astype(int).tolist())
+    tiles = []
     try:
         def on_frame(j, pred, gt):
             if writer is not None:
                 writer.write((np.concatenate([pred, gt], 1) * 255 + 0.5).astype(np.uint8))
+            if args.poster is not None and j in shown:
+                tiles.append((np.concatenate([pred, gt], 0) * 255 + 0.5).astype(np.uint8))
 
         result = evaluate_renders(render, heldout, out_size, on_frame, progress)
     except BaseException:
@@ -88,6 +103,12 @@ def run(args: argparse.Namespace) -> int:
         raise
     if writer is not None:
         writer.close()
+    if args.poster is not None:
+        import cv2
+
+        Path(args.poster).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.poster), cv2.cvtColor(np.concatenate(tiles, 1), cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"{args.poster}: could not write the poster")
     train_images = (torch.from_numpy(dataset.load_image(int(i), cache))
                     for i in progress(dataset.train_indices, "mean image", len(dataset.train_indices)))
     baseline = mean_image_baseline(mean_image(train_images, out_size), heldout, out_size)

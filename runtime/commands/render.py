@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar.backend_device import backend_device
     from avatar.checkpoint import load_avatar
-    from avatar.super_resolution import SR_FACTOR
     from runtime.offline import frame_poses, held_frame_index, render_frames
     from runtime.video_writer import VideoWriter
     from tracking.params_file import read_params
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     expressions = seq.expression[index]
     fps = args.fps or seq.fps
 
-    height, width = SR_FACTOR * avatar.camera.height, SR_FACTOR * avatar.camera.width
+    height, width = avatar.sr.factor * avatar.camera.height, avatar.sr.factor * avatar.camera.width
     with VideoWriter(args.out, fps, width, height) as writer:
         frames = render_frames(avatar, expressions, poses, raster, device)
         for frame in tqdm(frames, total=len(poses), desc="render", unit="frame"):

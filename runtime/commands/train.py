@@ -1,14 +1,15 @@
 """`splatcam train`: train an avatar from a prepared dataset (mesh stage, then Gaussian stage).
 
-    splatcam train --dataset DS --profile cpu|tiny|small|full --out AV [--backend cpu|gsplat]
+    splatcam train --dataset DS --profile cpu|tiny|small|full --out AV [--raster cpu|gsplat]
                    [--steps N] [--mesh-steps N] [--restart]
 
-Profiles (avatar/train_config.py): `tiny` trains on a CPU in minutes (64 px render, 256 px
-output), `small` takes CPU hours or GPU minutes (256 -> 1024), `full` is the reference (512 ->
-2048, GPU). The avatar is written to AV at every checkpoint; resume state, the loss log (CSV,
+Profiles (avatar/train_config.py): `cpu` (the default) is the recipe for a 2-core CPU in under
+an hour (128 px render, 256 px output), `tiny` trains in minutes for trying the pipeline (64 ->
+256, low quality), `small` takes CPU hours or GPU minutes (256 -> 1024), `full` is the reference
+(512 -> 2048, GPU). The avatar is written to AV at every checkpoint; resume state, the loss log (CSV,
 and TensorBoard when installed) and preview images go to AV.train/. Running the same command
 again resumes from the last checkpoint; Ctrl+C saves one first. Multi-GPU:
-`torchrun --nproc_per_node=G -m runtime.cli train ... --backend gsplat`.
+`torchrun --nproc_per_node=G -m runtime.cli train ... --raster gsplat`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from avatar.train_config import TRAIN_PROFILES
+from runtime.options import add_raster_argument, raster_choice
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset folder from `splatcam prepare`")
     p.add_argument("--profile", choices=list(TRAIN_PROFILES), default="cpu", help="model size and schedule")
     p.add_argument("--out", required=True, help="avatar directory to write")
-    p.add_argument("--backend", choices=["cpu", "gsplat"], default="cpu", help="rasterizer (gsplat needs CUDA)")
+    add_raster_argument(p)
     p.add_argument("--steps", type=int, default=None, help="Gaussian-stage steps (default: the profile's)")
     p.add_argument("--mesh-steps", type=int, default=None, help="mesh-stage steps (default: the profile's)")
     p.add_argument("--restart", action="store_true", help="ignore saved training state and start over")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return tqdm(iterable, desc=label, total=total, unit="step" if "stage" in label else "frame")
 
     summary = train_avatar(TrainOptions(dataset=args.dataset, out=args.out, profile=args.profile,
-                                        backend=args.backend, gaussian_steps=args.steps, mesh_steps=args.mesh_steps,
+                                        backend=raster_choice(args), gaussian_steps=args.steps, mesh_steps=args.mesh_steps,
                                         restart=args.restart, seed=args.seed, progress=progress))
     mesh = f", mesh-stage held-out PSNR {summary.mesh_heldout_psnr:.2f} dB" if summary.mesh_heldout_psnr else ""
     vgg = "" if summary.vgg else " (without the VGG term: no VGG16 weights in the torch cache)"

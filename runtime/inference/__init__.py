@@ -2,7 +2,7 @@
 
     backend = create_backend("auto", avatar, device="cpu")
     gaussians = backend.generate(expression, pose)   # (53,), (6,) -> GaussianSet
-    rgb = backend.upsample(rendered.image)           # (H, W, C) -> (4H, 4W, 3) in [0, 1]
+    rgb = backend.upsample(rendered.image)           # (H, W, C) -> (fH, fW, 3) in [0, 1]
 
 Backends: `torch` (eager PyTorch, the reference), `compile` (torch.compile), `onnxruntime`
 (the exported graphs, CPU or CUDA provider), `tensorrt` (FP16 engines, CUDA only). `auto`

@@ -21,7 +21,7 @@ class InferenceBackend(Protocol):
         ...
 
     def upsample(self, features: torch.Tensor) -> torch.Tensor:
-        """(H, W, C) rasterized image -> (4H, 4W, 3) RGB in [0, 1]."""
+        """(H, W, C) rasterized image -> (fH, fW, 3) RGB in [0, 1]."""
         ...
 
 
@@ -29,7 +29,7 @@ class BackendBase:
     """Input checks and layout changes around `_generate` / `_upsample`, which subclasses provide.
 
     `_generate(θ (53,), β (6,))` returns the five generator tensors; `_upsample` maps a
-    (1, C, H, W) image to (1, 3, 4H, 4W). Both get contiguous float32 tensors on `device`.
+    (1, C, H, W) image to (1, 3, fH, fW). Both get contiguous float32 tensors on `device`.
     `reason` says why this backend is the one in use (set by `auto`); `forget_choice`, set by
     `auto` when it took a remembered pick, drops that memory so the next start races again.
     """

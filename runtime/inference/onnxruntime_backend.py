@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from avatar.checkpoint import Avatar
-from avatar.super_resolution import SR_FACTOR
 from export.onnx_export import GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, cached_onnx
 from runtime.inference.base import BackendBase
 
@@ -67,6 +66,7 @@ class OnnxRuntimeBackend(BackendBase):
             self._bind_device = ("cpu", 0)
         self.generator = ort.InferenceSession(str(files.generator), options, providers=providers)
         self.sr = ort.InferenceSession(str(files.sr), options, providers=providers)
+        self._sr_factor = avatar.sr.factor
         n, c = self.num_gaussians, self.channels
         self._generator_shapes = {"means": (n, 3), "quats": (n, 4), "scales": (n, 3), "opacities": (n,),
                                   "features": (n, c)}
@@ -91,6 +91,6 @@ class OnnxRuntimeBackend(BackendBase):
 
     def _upsample(self, image: torch.Tensor) -> torch.Tensor:
         _, _, h, w = image.shape
-        out = torch.empty(1, 3, SR_FACTOR * h, SR_FACTOR * w, device=self.device)
+        out = torch.empty(1, 3, self._sr_factor * h, self._sr_factor * w, device=self.device)
         self._run(self.sr, {SR_INPUT: image}, {SR_OUTPUT: out})
         return out
