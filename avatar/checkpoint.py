@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from avatar.camera import Camera
 from avatar.config import ModelConfig
 from avatar.head_model import GaussianHeadModel
 from avatar.super_resolution import SuperResolution
+from core.atomic import atomic_directory
 from tracking.params import CONTRACT_VERSION
 
 FORMAT_NAME = "splatcam-avatar"
@@ -114,24 +113,10 @@ def save_avatar(avatar: Avatar, directory: str | os.PathLike) -> Path:
         raise CheckpointError(f"{target}: exists and is not an avatar directory; refusing to overwrite it")
     meta = _meta(avatar)
     tensors = _tensors(avatar)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; an avatar is an ordinary output directory
+    with atomic_directory(target) as tmp:
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT_NAME})
         (tmp / TENSORS_FILE).chmod(0o644)  # safetensors writes it owner-only
         (tmp / META_FILE).write_text(meta + "\n")
-        if target.exists():
-            # Two renames: at every instant one complete avatar exists under some name.
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

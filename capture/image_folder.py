@@ -10,7 +10,7 @@ import cv2
 
 from capture.frame import Frame
 from capture.pacing import Pacer
-from capture.source import FrameSource
+from capture.frame_source import FrameSource
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from capture.frame import Frame
-from capture.source import CaptureError, FrameSource
+from capture.frame_source import CaptureError, FrameSource
 
 
 class LatestFrameGrabber:

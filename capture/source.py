@@ -1,4 +1,4 @@
-"""The frame-source interface and `open_source`, which turns a user's spec into a source.
+"""`open_source`: a user's spec turned into a frame source (capture/frame_source.py).
 
 A spec is a webcam (an int, "3" or "webcam:3"), a video file, or a folder of images.
 """
@@ -7,42 +7,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
 
-from capture.frame import Frame
-
-
-class CaptureError(RuntimeError):
-    """Capture failed while running (a device gone for good, a capture thread that crashed)."""
-
-
-@runtime_checkable
-class FrameSource(Protocol):
-    """Anything that hands out frames one by one.
-
-    `read()` returns the next Frame, or None once the source has ended or was closed.
-    `close()` may be called from another thread while `read()` blocks (the capture thread does
-    this); it must make that `read()` return None promptly.
-    """
-
-    name: str
-    fps: float  # nominal frame rate
-    width: int  # nominal frame size
-    height: int
-
-    def read(self) -> Frame | None: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> "FrameSource":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        while (frame := self.read()) is not None:
-            yield frame
+from capture.frame_source import FrameSource
+from capture.image_folder import ImageFolderSource
+from capture.video_file import VideoFileSource
+from capture.webcam import WebcamSource
 
 
 @dataclass(frozen=True)
@@ -73,11 +42,8 @@ def open_source(spec: int | str | os.PathLike, options: SourceOptions = SourceOp
     """A webcam, a video file or an image folder, chosen by what `spec` names."""
     index = webcam_index(spec) if not isinstance(spec, os.PathLike) else None
     if index is not None:
-        from capture.webcam import WebcamSource
         return WebcamSource(index, width=options.width, height=options.height, fps=options.fps)
     path = Path(spec)
     if path.is_dir():
-        from capture.image_folder import ImageFolderSource
         return ImageFolderSource(path, fps=options.fps or 25.0, pace=options.pace, loop=options.loop)
-    from capture.video_file import VideoFileSource
     return VideoFileSource(path, pace=options.pace, loop=options.loop)

@@ -8,10 +8,11 @@ import time
 import numpy as np
 
 from capture.frame import Frame
+from capture.frame_source import FrameSource
 from capture.pacing import Pacer
 
 
-class SyntheticSource:
+class SyntheticSource(FrameSource):
     """`count` frames of one grey `width` x `height` image at `fps`; paced in real time if `pace`."""
 
     def __init__(self, width: int = 320, height: int = 240, fps: float = 25.0, count: int | None = None,
@@ -36,9 +37,3 @@ class SyntheticSource:
 
     def close(self) -> None:
         self._closed.set()
-
-    def __enter__(self) -> "SyntheticSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -12,7 +12,7 @@ import numpy as np
 
 from capture.frame import Frame
 from capture.pacing import Pacer
-from capture.source import FrameSource
+from capture.frame_source import FrameSource
 
 FALLBACK_FPS = 30.0  # for streams that state no rate
 

@@ -16,7 +16,7 @@ import cv2
 
 from capture.devices import describe_devices, list_video_devices
 from capture.frame import Frame
-from capture.source import CaptureError, FrameSource
+from capture.frame_source import CaptureError, FrameSource
 
 DEFAULT_FPS = 30.0  # when the driver does not say
 LOG_LEVEL_SILENT = 0  # cv2.utils.logging.LOG_LEVEL_SILENT, which this OpenCV build does not expose

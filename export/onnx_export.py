@@ -23,7 +23,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import nn
 
 from avatar.checkpoint import Avatar
 from avatar.head_model import GaussianHeadModel
+from core.atomic import atomic_file
 from core.paths import user_cache_dir
 from tracking.params import N_EXPRESSION
 
@@ -68,20 +68,6 @@ class GeneratorGraph(nn.Module):
     def forward(self, expression: torch.Tensor, pose: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.model.forward_tensors(expression, pose)
-
-
-def write_atomically(path: Path, write) -> Path:
-    """Call write(tmp) (which writes and checks the file), then rename tmp over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def fold_constants(path: Path) -> None:
@@ -130,7 +116,9 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
             raise ExportError(f"{path.name}: exported graph fails onnx.checker: {' '.join(str(e).split())}") from None
 
-    return write_atomically(Path(path), write)
+    with atomic_file(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def export_generator(model: GaussianHeadModel, path: str | os.PathLike) -> Path:

@@ -30,9 +30,9 @@ import onnx
 import torch
 
 from avatar.checkpoint import Avatar
+from core.atomic import write_bytes
 from core.paths import file_checksum, user_cache_dir
-from export.onnx_export import (GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, ExportError, OnnxFiles,
-                                 write_atomically)
+from export.onnx_export import GENERATOR_INPUTS, GENERATOR_OUTPUTS, SR_INPUT, SR_OUTPUT, ExportError, OnnxFiles
 from export.onnx_fp16 import convert_to_float16
 
 INSTALL_HINT = ("pip install tensorrt from NVIDIA's index: "
@@ -232,7 +232,7 @@ def load_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | N
             pass  # a damaged cache entry: rebuild it below
     with torch.cuda.device(device):
         serialized = build_engine(onnx_path, shapes)
-    write_atomically(path, lambda tmp: tmp.write_bytes(serialized))
+    write_bytes(path, serialized)
     return TensorRTEngine(serialized, device), path
 
 

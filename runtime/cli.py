@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Failures that mean "this input or this machine can't do that", not a bug in splatcam."""
-    from capture.source import CaptureError
+    from capture.frame_source import CaptureError
     from tracking.landmarks.base import BackendUnavailable
 
     return UserError, FileNotFoundError, NotADirectoryError, ValueError, CaptureError, BackendUnavailable

@@ -7,6 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
+from core.atomic import atomic_file
 from runtime.latency import LatencySummary
 
 END_TO_END = "end-to-end"
@@ -52,11 +53,6 @@ def plot_latency(summaries: Mapping[str, LatencySummary], path: str | os.PathLik
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize="small")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial.png")
-    try:
-        figure.savefig(partial, format="png")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_file(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
     return path

@@ -53,14 +53,14 @@ import numpy as np
 
 from capture.frame import Frame
 from capture.latest_frame import LatestFrameGrabber
-from capture.source import FrameSource
+from capture.frame_source import FrameSource
 from runtime.latency import LatencyRecorder, LatencySummary
 from runtime.live_config import LiveConfig
 from runtime.pipeline import GPU_STAGES, NO_TIMING, AvatarRenderer, LiveDriver
 from runtime.sinks.base import Sink
 from runtime.sinks.window import QUIT, RECALIBRATE, TOGGLE_OVERLAY, KeyMap
 from tracking.driving_frame import DrivingFrame
-from tracking.tracker import FrameResult
+from tracking.tracker import FrameResult, Tracker
 
 TRACK, SINK = "track", "sink"
 REPORT_LATENCY = "report_latency"
@@ -202,12 +202,12 @@ class _RenderWorker:
 
 
 class LiveLoop:
-    def __init__(self, source: FrameSource, tracker, driver: LiveDriver, renderer: AvatarRenderer,
+    def __init__(self, source: FrameSource, tracker: Tracker, driver: LiveDriver, renderer: AvatarRenderer,
                  sinks: list[Sink] = (), window=None, config: LiveConfig = LiveConfig(),
                  overlay=None, log: Callable[[str], None] | None = None,
                  on_frame: Callable[[Frame, FrameResult, DrivingFrame], None] | None = None,
                  owns_tracker: bool = True) -> None:
-        """`tracker`: a LiveTracker (process(rgb, timestamp) -> FrameResult, identity_ready, close());
+        """`tracker`: a tracking.tracker.Tracker (LiveTracker, or ProceduralTracker);
         `window`: a WindowSink or None; `overlay`: makes, on demand, a callable (rgb, tracked frame,
         valid) -> rgb for the window's overlay (None: no overlay); `on_frame`: called on the main
         thread with each frame's tracking result and the coefficients sent to the avatar.
@@ -228,7 +228,7 @@ class LiveLoop:
         self._report_requested = threading.Event()
         self._preview_lock = threading.Lock()
         self._preview: tuple[Frame, FrameResult, np.ndarray] | None = None
-        self._identity_ready = bool(getattr(tracker, "identity_ready", False))
+        self._identity_ready = tracker.identity_ready
         self.frames = self.tracked = self.lost = 0  # frames taken from the capture thread
         self.sent = 0  # frames rendered and handed to every sink
         self._dropped_at_warmup = 0
@@ -352,7 +352,7 @@ class LiveLoop:
 
     def _check_identity(self) -> None:
         """Once the tracker has fitted the driver's identity its coefficients shift: calibrate again."""
-        ready = bool(getattr(self.tracker, "identity_ready", False))
+        ready = self.tracker.identity_ready
         if ready and not self._identity_ready:
             self.driver.recalibrate()
             self._overlay = None  # drawn with the old identity

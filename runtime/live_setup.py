@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from capture.source import FrameSource, SourceOptions, open_source
+from capture.frame_source import FrameSource
+from capture.source import SourceOptions, open_source
 
 DEFAULT_OUT = Path("out") / "live.mp4"
 

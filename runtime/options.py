@@ -1,9 +1,9 @@
 """Command-line options shared by several commands, so each is spelled and checked one way.
 
-Two different "backends" exist: the rasterizer (`--raster cpu|gsplat`: render, reenact, train,
-evaluate, live, demo, bench) and the inference backend for the generator and SR CNN
-(`--backend torch|compile|onnxruntime|tensorrt|auto`: live, demo, bench). Commands that once
-called the rasterizer `--backend` still accept that spelling, with a note.
+Two different "backends" exist: the rasterizer (`--raster cpu|gsplat`: render, reenact, live,
+bench) and the inference backend for the generator and SR CNN (`--backend
+auto|torch|compile|onnxruntime|tensorrt`: live, demo, bench). Commands that once called the
+rasterizer `--backend` (render, reenact) still accept that spelling, with a note.
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from capture.frame import Frame
 from capture.image_folder import ImageFolderSource
 from capture.latest_frame import LatestFrameGrabber
 from capture.pacing import Pacer
-from capture.source import CaptureError, SourceOptions, open_source, webcam_index
+from capture.frame_source import CaptureError
+from capture.source import SourceOptions, open_source, webcam_index
 from capture.video_file import VideoFileSource
 from capture.webcam import ReopenPolicy, WebcamSource
 

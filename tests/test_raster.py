@@ -15,8 +15,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from avatar.camera import Camera
-from avatar.gaussians import GaussianSet
-from avatar.raster import RenderResult, rasterize, render_gaussians
+from avatar.raster import RenderResult, rasterize
 from tests.conftest import requires_cuda
 
 TILE = 16
@@ -168,21 +167,6 @@ def test_float32_forward_matches_dense_reference():
     # Expected depth divides by alpha, so float32 rounding grows where almost nothing is drawn.
     seen = alpha[..., 0] > 1e-2
     np.testing.assert_allclose(out.depth.numpy()[seen], depth[seen], rtol=0, atol=1e-4)
-
-
-def test_render_gaussians_matches_rasterize():
-    cam = Camera.looking_at_origin(40, 30, fov_deg=30.0, distance=3.0)
-    g = torch.Generator().manual_seed(5)
-    n = 40
-    gaussians = GaussianSet(means=torch.randn(n, 3, generator=g) * 0.3, quats=torch.randn(n, 4, generator=g),
-                            scales=torch.rand(n, 3, generator=g) * 0.05 + 0.01,
-                            opacities=torch.rand(n, generator=g), features=torch.rand(n, 8, generator=g))
-    got = render_gaussians(gaussians, cam, background=torch.ones(8))
-    want = rasterize(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, gaussians.features,
-                     cam.viewmat, cam.K, cam.width, cam.height, background=torch.ones(8))
-    assert got.alpha.max() > 0.5
-    for a, b in ((got.image, want.image), (got.alpha, want.alpha), (got.depth, want.depth)):
-        assert torch.equal(a, b)
 
 
 def test_nothing_visible_gives_background_and_zero_gradients():

@@ -14,7 +14,8 @@ from runtime.sinks.base import Sink, SinkUnavailable
 from runtime.sinks.file import FileSink
 from runtime.sinks.null import NullSink
 from runtime.sinks.virtual_camera import INSTALL, MODPROBE, VirtualCameraSink
-from runtime.sinks.window import ESC, QUIT, RECALIBRATE, TOGGLE_OVERLAY, KeyMap, WindowSink, require_display
+from runtime.sinks.window import ESC, QUIT, RECALIBRATE, TOGGLE_OVERLAY, KeyMap, WindowSink
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_missing_v4l2loopback_says_how_to_load_it():
             VirtualCameraSink(640, 480, 30, device=device)  # the real pyvirtualcam v4l2loopback backend
         message = str(error.value)
         assert MODPROBE in message and INSTALL in message and "\n" not in message
-        assert MODPROBE == 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="splatcam"'
+        assert MODPROBE in (REPO / "README.md").read_text()  # the fix printed is the one documented
         assert isinstance(error.value, UserError)  # the CLI prints it as one line, exit 2
 
 
@@ -141,15 +142,3 @@ def test_window_without_display_is_a_clear_error(monkeypatch):
     with pytest.raises(SinkUnavailable, match="cannot open a window on display ':93'") as error:
         WindowSink()
     assert "\n" not in str(error.value)
-
-
-def test_window_shows_frames_where_there_is_a_display(d0_frames):
-    try:
-        require_display()
-    except SinkUnavailable as e:
-        pytest.skip(f"no display here: {e}")
-    sink = WindowSink("splatcam test")
-    for rgb in d0_frames[:3]:
-        sink.send(rgb)
-    assert sink.poll() in ([], [QUIT])
-    sink.close()

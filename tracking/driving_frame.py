@@ -1,4 +1,5 @@
-"""The per-frame part of FaceParams that smoothing and retargeting work on."""
+"""One frame of driving signal (DESIGN.md, the coefficient contract, without the per-person identity
+and the diagnostic landmarks): what smoothing, retargeting and the avatar work on."""
 from __future__ import annotations
 
 from dataclasses import dataclass

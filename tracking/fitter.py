@@ -29,7 +29,7 @@ import torch
 from core.rotations import axis_angle_to_matrix, matrix_to_rotvec, rotvec_to_matrix
 from tracking.face_model import FaceModel, FaceModelData
 from tracking.fit_config import FitConfig
-from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY, FaceParams
+from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY
 from tracking.pinhole import PinholeCamera
 
 # Single precision: twice as fast for the normal matrix and accurate to far below a pixel here.
@@ -198,10 +198,6 @@ class FaceFitter:
         """The fitted 68 landmarks in the image, (68, 2) pixels."""
         r = axis_angle_to_matrix(torch.as_tensor(fit.rotation, dtype=DTYPE)).numpy()
         return camera.project(self.landmarks68(fit).astype(np.float64) @ r.T + fit.translation)
-
-    def face_params(self, fit: FrameFit) -> FaceParams:
-        return FaceParams(expression=fit.expression, rotation=fit.rotation, translation=fit.translation,
-                          identity=self.identity.numpy(), landmarks3d=self.landmarks68(fit))
 
     # ---------------------------------------------------------------- model and residuals
 

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_file
+
 
 def write_npz_atomic(path: str | os.PathLike, what: str, **arrays) -> Path:
     """Save `arrays` to `path` (which must end in .npz; `what` names the file in the error)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: {what} file must end in .npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.npz")
-    try:
+    with atomic_file(path, suffix=".npz") as tmp:  # np.savez appends .npz to any other name
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -143,6 +143,19 @@ class FrameResult:
     fit: FrameFit | None  # this frame's own (unsmoothed) fit; None without a usable face
     valid: bool
     rejected: bool = False  # a face was detected but its fit was implausible
+
+
+class Tracker(Protocol):
+    """What the live loop drives: LiveTracker (a face in each camera frame) or ProceduralTracker
+    (a scripted performance)."""
+
+    identity_ready: bool  # the driver's identity is fitted (coefficients shift once when it becomes True)
+
+    def process(self, rgb: np.ndarray, timestamp: float) -> FrameResult:
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 class FrameStepper:

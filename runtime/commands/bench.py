@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar.checkpoint import load_avatar
     from capture.video_file import VideoFileSource
+    from core.atomic import write_text
     from runtime.benchmarks import warm_up_tracker
     from runtime.inference import available_backends, create_backend
     from runtime.latency_plot import plot_latency
@@ -233,11 +234,7 @@ def run(args: argparse.Namespace) -> int:
     if "torch" in results and "onnxruntime" in results:
         results["onnxruntime"]["speedup_vs_torch"] = speedup(results["torch"], results["onnxruntime"])
     document = {"device": describe_device(device), "backends": results}
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    os.replace(partial, out)
+    write_text(args.json, json.dumps(document, indent=2, allow_nan=False) + "\n")
 
     print(f"{document['device']}; output {args.size} px wide, raster {raster}, "
           f"{'tracking overlapped with rendering' if overlap else 'sequential'}, "

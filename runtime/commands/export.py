@@ -31,13 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import shutil
-    import tempfile
 
     from avatar.checkpoint import load_avatar
+    from core.atomic import atomic_directory
+    from core.errors import UserError
     from export.onnx_export import OPSET, avatar_fingerprint, export_avatar
     from export.parity import onnx_parity
-    from core.errors import UserError
     from runtime.pipeline import resolve_avatar_dir
 
     if args.trials < 1:
@@ -53,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not (out.is_dir() and ((out / "export.json").is_file() or not any(out.iterdir()))):
         raise UserError(f"{out}: exists and is not an export directory; refusing to overwrite it")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:  # a failed parity check leaves no export behind
         files = export_avatar(avatar, tmp)
         print(f"exported {files.generator.name} ({avatar.model.num_gaussians} Gaussians) and {files.sr.name} "
               f"(opset {OPSET})")
@@ -70,13 +67,6 @@ def run(args: argparse.Namespace) -> int:
         summary = {"avatar": str(avatar_dir), "avatar_sha256": avatar_fingerprint(avatar), "opset": OPSET,
                    "parity": {name: report.to_dict() for name, report in reports.items()}}
         (tmp / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; this is an ordinary output directory
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
     return 0
 

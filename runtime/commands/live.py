@@ -81,7 +81,7 @@ def _report_on_enter(loop) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capture.source import CaptureError
+    from capture.frame_source import CaptureError
     from core.errors import UserError
     from runtime.live_config import LiveConfig
     from runtime.live_loop import LiveLoop, format_latency_report

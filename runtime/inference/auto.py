@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import statistics
 import time
@@ -29,6 +28,7 @@ from typing import Callable
 import torch
 
 from avatar.checkpoint import Avatar
+from core.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,20 @@ def frame_seconds(backend, avatar: Avatar, seed: int) -> float:
     from export.parity import random_inputs
 
     gen = torch.Generator().manual_seed(seed)
-    theta, pose, image = (t.to(backend.device) for t in random_inputs(avatar, gen))
-    image = image[0].permute(1, 2, 0)
     cuda = backend.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(backend.device)
-    start = time.perf_counter()
-    with torch.inference_mode():  # as the live loop runs it (torch.compile guards on this too)
+    # Inputs made and used in inference mode, as the live loop makes them: torch.compile guards
+    # on that (an inference tensor lacks a dispatch key), and a mismatch compiles again.
+    with torch.inference_mode():
+        theta, pose, image = (t.to(backend.device) for t in random_inputs(avatar, gen))
+        image = image[0].permute(1, 2, 0)
+        if cuda:
+            torch.cuda.synchronize(backend.device)
+        start = time.perf_counter()
         backend.generate(theta, pose)
         backend.upsample(image)
-    if cuda:
-        torch.cuda.synchronize(backend.device)
-    return time.perf_counter() - start
+        if cuda:
+            torch.cuda.synchronize(backend.device)
+        return time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,7 @@ def read_choices(path: Path) -> dict:
 
 def write_choices(path: Path, choices: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(choices, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(choices, indent=1) + "\n")
     except OSError:
         pass  # a read-only cache only costs a new race next time
 

@@ -63,8 +63,10 @@ class CompileBackend(EagerBackend):
         super().__init__(avatar, device)
         self._run_generator = torch.compile(self.generator)
         self._run_sr = torch.compile(self.sr)
-        # Compile now, at the shapes the live loop will use (the pose only has to be finite).
-        warm_pose = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0], device=self.device)
-        self._generate(torch.zeros(N_EXPRESSION, device=self.device), warm_pose)
+        # Compile now, at the shapes and in the inference mode the live loop will use (the
+        # compiled graph is guarded on both: anything else compiles again in the first frame).
         cam = avatar.camera
-        self._upsample(torch.ones(1, self.channels, cam.height, cam.width, device=self.device))
+        with torch.inference_mode():
+            warm_pose = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0], device=self.device)
+            self._generate(torch.zeros(N_EXPRESSION, device=self.device), warm_pose)
+            self._upsample(torch.ones(1, self.channels, cam.height, cam.width, device=self.device))
