@@ -61,7 +61,7 @@ class HeadPrior:
 
 
 def head_prior(identity: np.ndarray, data=None) -> HeadPrior:
-    from tracking.face_model import FaceModel, load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, FaceModel, load_face_model_data
 
     data = load_face_model_data() if data is None else data
     ids = np.r_[np.arange(data.region("face").start, data.region("face").stop),
@@ -70,7 +70,7 @@ def head_prior(identity: np.ndarray, data=None) -> HeadPrior:
     with torch.no_grad():
         verts = model.vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
                                torch.zeros(1, N_EXPRESSION))[0].numpy()
-    return HeadPrior(vertices=verts[ids], landmarks=verts[data.landmarks68])
+    return HeadPrior(vertices=verts[ids], landmarks=CanonicalLandmarks(data)(identity, np.zeros((1, N_EXPRESSION)))[0])
 
 
 class MeshHead(nn.Module):
