@@ -251,18 +251,6 @@ def composite_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * m + 255.0 * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 
 
-def canonical_landmarks(identity: np.ndarray, expressions: np.ndarray, data) -> np.ndarray:
-    """The 3DMM's 68 landmarks (T, 68, 3) in canonical space for one identity and T expressions."""
-    import torch
-
-    from tracking.face_model import FaceModel
-
-    model = FaceModel.from_data(data, data.landmarks68)
-    with torch.no_grad():
-        ident = torch.as_tensor(identity, dtype=torch.float32)[None].expand(len(expressions), -1)
-        return model.vertices(ident, torch.as_tensor(expressions, dtype=torch.float32)).numpy()
-
-
 def heldout_mask(count: int, holdout: float) -> np.ndarray:
     """The last ceil(holdout · count) samples held out (at least one if holdout > 0 and count > 1)."""
     if not 0.0 <= holdout < 1.0:
@@ -314,7 +302,7 @@ def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 
                   max_frames: int | None = None, fov_deg: float | None = None,
                   progress: Callable[[Iterator, str, int], Iterator] | None = None) -> PrepareReport:
     """Video -> dataset folder (see the module doc). `progress(iterable, label, total)` wraps loops."""
-    from tracking.face_model import load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, load_face_model_data
     from tracking.fit_config import FitConfig
     from tracking.tracker import TrackConfig, track_video
     from tracking.video_frames import open_video
@@ -348,7 +336,7 @@ def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 
         expression=expression,
         rotation=np.stack([f.rotation for f in raw]).astype(np.float32),
         translation=np.stack([f.translation for f in raw]).astype(np.float32),
-        landmarks3d=canonical_landmarks(identity, expression, data).astype(np.float32),
+        landmarks3d=CanonicalLandmarks(data)(identity, expression),
         camera=np.zeros(len(keep), np.int64),
         source_frame=np.asarray(keep, np.int64) + clip.start,
         heldout=heldout_mask(len(keep), holdout),
@@ -426,7 +414,7 @@ def prepare_multiview(folder: str | os.PathLike, out: str | os.PathLike, size: i
                       max_frames: int | None = None,
                       progress: Callable[[Iterator, str, int], Iterator] | None = None) -> PrepareReport:
     """Multi-view folder -> dataset folder (format in the module doc)."""
-    from tracking.face_model import load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, load_face_model_data
     from tracking.fit_config import FitConfig
     from tracking.tracker import TrackConfig, track_video
     from tracking.video_frames import open_video
@@ -455,7 +443,7 @@ def prepare_multiview(folder: str | os.PathLike, out: str | os.PathLike, size: i
                                           ref["viewmat"])
     expression = np.stack([f.expression for f in raw]).astype(np.float32)
     identity = track.params.identity.astype(np.float32)
-    landmarks = canonical_landmarks(identity, expression, data).astype(np.float32)
+    landmarks = CanonicalLandmarks(data)(identity, expression)
     held = heldout_mask(len(keep), holdout)
     n_cam, n = len(names), len(keep)
     Ks, crops = [], []

@@ -58,7 +58,8 @@ class Deformation:
     pose_deform: torch.Tensor  # (N, 3) f_def^pose output, before λ and the deform scale
     offset: torch.Tensor  # (N, 3) X' - X0
     color: torch.Tensor  # (N, C) C'
-    attribute_offsets: torch.Tensor  # (N, 8) ΔA: quaternion (4), log-scale (3), opacity logit (1)
+    # (N, 8) ΔA: quaternion (4), log-scale (3), opacity logit (1); None when not asked for
+    attribute_offsets: torch.Tensor | None
 
 
 class GaussianHeadModel(nn.Module):
@@ -156,29 +157,38 @@ class GaussianHeadModel(nn.Module):
             {"name": "opacity", "params": [self.opacity_logits], "lr": training.lr_opacity},
         ]
 
-    def blend(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(λ_exp, λ_pose) of every Gaussian, (N, 1) each."""
+    def blend(self, points: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(λ_exp, λ_pose) of every Gaussian, or of other canonical `points`, (N, 1) each."""
         c = self.config
-        return blend_weights(self.positions, self.landmarks, c.blend_near, c.blend_far,
-                             c.blend_kind, c.squared_distance)
+        return blend_weights(self.positions if points is None else points, self.landmarks, c.blend_near,
+                             c.blend_far, c.blend_kind, c.squared_distance)
 
     def deformation(self, expression: torch.Tensor, pose: torch.Tensor, skip_unblended: bool = False
                     ) -> Deformation:
-        """Evaluate the six MLPs for expression (53,) or (1, 53) and pose (6,).
+        """Evaluate the six MLPs on this model's Gaussians for expression (53,) or (1, 53) and pose (6,).
 
         `skip_unblended` runs each MLP only on the Gaussians whose λ for it is non-zero (about
         60 % of the work on a head): the same result, but with data-dependent shapes, so it is for
         training, not for export or compilation. Its `exp_deform` / `pose_deform` are 0 where
         their λ is.
         """
+        return self.deform_points(self.positions, self.features, expression, pose, skip_unblended)
+
+    def deform_points(self, points: torch.Tensor, features: torch.Tensor, expression: torch.Tensor,
+                      pose: torch.Tensor, skip_unblended: bool = False, attributes: bool = True) -> Deformation:
+        """The deformation formula for any canonical points (N, 3) with their own pre-tanh features
+        (N, F): the Gaussians' (`deformation`) and the mesh stage's vertices (avatar.mesh_stage).
+        `attributes=False` skips the attribute MLPs (the mesh stage has no attributes to offset);
+        `attribute_offsets` is then None.
+        """
         c = self.config
-        n = self.num_gaussians
-        dtype = self.positions.dtype
+        n = points.shape[0]
+        dtype = points.dtype
         theta = expression.to(dtype).reshape(1, N_EXPRESSION).expand(n, -1)
         beta = positional_encoding(pose.to(dtype).reshape(1, POSE_DIM), c.pos_freqs).expand(n, -1)
-        feat = torch.tanh(self.features)
-        x_enc = positional_encoding(self.positions, c.pos_freqs)
-        lam_exp, lam_pose = self.blend()
+        feat = torch.tanh(features)
+        x_enc = positional_encoding(points, c.pos_freqs)
+        lam_exp, lam_pose = self.blend(points)
         exp_rows = _nonzero_rows(lam_exp) if skip_unblended else None
         pose_rows = _nonzero_rows(lam_pose) if skip_unblended else None
 
@@ -186,13 +196,15 @@ class GaussianHeadModel(nn.Module):
         pose_in = torch.cat([feat, beta], -1)
         color = (lam_exp * _run(self.exp_color_mlp, exp_in, exp_rows)
                  + lam_pose * _run(self.pose_color_mlp, pose_in, pose_rows))
-        attributes = c.attributes_scale * (lam_exp * _run(self.exp_attributes_mlp, exp_in, exp_rows)
-                                           + lam_pose * _run(self.pose_attributes_mlp, pose_in, pose_rows))
+        offsets = None
+        if attributes:
+            offsets = c.attributes_scale * (lam_exp * _run(self.exp_attributes_mlp, exp_in, exp_rows)
+                                            + lam_pose * _run(self.pose_attributes_mlp, pose_in, pose_rows))
         exp_deform = _run(self.exp_deform_mlp, torch.cat([x_enc, theta], -1), exp_rows)
         pose_deform = _run(self.pose_deform_mlp, torch.cat([x_enc, beta], -1), pose_rows)
         offset = c.deform_scale * (lam_exp * exp_deform + lam_pose * pose_deform)
         return Deformation(lam_exp=lam_exp, exp_deform=exp_deform, pose_deform=pose_deform,
-                           offset=offset, color=color, attribute_offsets=attributes)
+                           offset=offset, color=color, attribute_offsets=offsets)
 
     def canonical_tensors(self, expression: torch.Tensor, pose: torch.Tensor, skip_unblended: bool = False
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

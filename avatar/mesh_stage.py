@@ -8,7 +8,7 @@
   same sizes, same formula).
 
 One step: DMTet extracts the neutral mesh (avatar.dmtet); its vertices x get features from the
-geometry MLP and are deformed and coloured exactly like Gaussians (head_model's formula):
+geometry MLP and are deformed and coloured by the Gaussians' own code (GaussianHeadModel.deform_points):
     x' = x + s_def (λ_exp f_def^exp(γ(x), θ) + λ_pose f_def^pose(γ(x), γ(β)))
     c  = λ_exp f_col^exp(tanh F, θ) + λ_pose f_col^pose(tanh F, γ(β))
 then posed by T(β) and rendered (avatar.mesh_render) for RGB (first three channels, on white)
@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avatar.blend import blend_weights
-from avatar.config import POSE_DIM, ModelConfig
+from avatar.config import ModelConfig
 from avatar.dmtet import Mesh, marching_tets, mesh_edges
 from avatar.encoding import positional_encoding
 from avatar.head_model import GaussianHeadModel
@@ -62,7 +61,7 @@ class HeadPrior:
 
 
 def head_prior(identity: np.ndarray, data=None) -> HeadPrior:
-    from tracking.face_model import FaceModel, load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, FaceModel, load_face_model_data
 
     data = load_face_model_data() if data is None else data
     ids = np.r_[np.arange(data.region("face").start, data.region("face").stop),
@@ -71,7 +70,7 @@ def head_prior(identity: np.ndarray, data=None) -> HeadPrior:
     with torch.no_grad():
         verts = model.vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
                                torch.zeros(1, N_EXPRESSION))[0].numpy()
-    return HeadPrior(vertices=verts[ids], landmarks=verts[data.landmarks68])
+    return HeadPrior(vertices=verts[ids], landmarks=CanonicalLandmarks(data)(identity, np.zeros((1, N_EXPRESSION)))[0])
 
 
 class MeshHead(nn.Module):
@@ -119,23 +118,11 @@ class MeshHead(nn.Module):
 
     def deform(self, points: torch.Tensor, features: torch.Tensor, expression: torch.Tensor,
                pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Posed points (N, 3), colours (N, C) and canonical offsets (N, 3): head_model's formula
-        for arbitrary points with their own features."""
-        h, c = self.head, self.head.config
-        n = points.shape[0]
-        theta = expression.reshape(1, N_EXPRESSION).expand(n, -1)
-        beta = positional_encoding(pose.reshape(1, POSE_DIM), c.pos_freqs).expand(n, -1)
-        lam_exp, lam_pose = blend_weights(points, h.landmarks, c.blend_near, c.blend_far, c.blend_kind,
-                                          c.squared_distance)
-        x_enc = positional_encoding(points, c.pos_freqs)
-        feat = torch.tanh(features)
-        offset = c.deform_scale * (lam_exp * h.exp_deform_mlp(torch.cat([x_enc, theta], -1))
-                                   + lam_pose * h.pose_deform_mlp(torch.cat([x_enc, beta], -1)))
-        color = (lam_exp * h.exp_color_mlp(torch.cat([feat, theta], -1))
-                 + lam_pose * h.pose_color_mlp(torch.cat([feat, beta], -1)))
-        rotation = axis_angle_to_matrix(pose[:3])
-        posed = (points + offset) @ rotation.T + pose[3:]
-        return posed, color, offset
+        """Posed points (N, 3), colours (N, C) and canonical offsets (N, 3): the Gaussian head's
+        deformation of arbitrary points with their own features."""
+        d = self.head.deform_points(points, features, expression, pose, attributes=False)
+        posed = (points + d.offset) @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
+        return posed, d.color, d.offset
 
     def guidance_parameters(self) -> list[nn.Parameter]:
         """Geometry MLP and the four MLPs the Gaussian stage inherits (not the attribute MLPs)."""

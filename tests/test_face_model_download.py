@@ -193,7 +193,8 @@ def test_offline_error_is_one_line_naming_the_manual_route(no_local_model, monke
         load_face_model_data()
     message = str(e.value)
     assert "\n" not in message
-    for part in ("looked in", f"127.0.0.1:{port}/archive/", "SPLATCAM_ASSETS", "splatcam convert-ict"):
+    for part in ("looked in", f"127.0.0.1:{port}/archive/", "run again when online", "SPLATCAM_ASSETS",
+                 "splatcam convert-ict"):
         assert part in message, part
     # The same through `splatcam track`: exit 2, one line, nothing written.
     out = tmp_path / "p.npz"

@@ -25,8 +25,7 @@ def micro_profile(steps: int = 6) -> TrainProfile:
 
 def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: int = 2) -> Path:
     """Frames of a head-sized ellipse on white, seen by a camera that frames the canonical head."""
-    from avatar.dataset import canonical_landmarks
-    from tracking.face_model import load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, load_face_model_data
 
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
@@ -45,7 +44,7 @@ def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: in
     arrays = dict(
         expression=expression, rotation=np.zeros((frames, 3), np.float32),
         translation=np.tile(np.float32([0.0, 0.1, 1.9]), (frames, 1)),
-        landmarks3d=canonical_landmarks(identity, expression, data).astype(np.float32),
+        landmarks3d=CanonicalLandmarks(data)(identity, expression),
         camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
         heldout=np.arange(frames) >= frames - heldout,
         K=np.float32([[[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]]]), viewmat=np.eye(4, dtype=np.float32)[None],
@@ -62,8 +61,7 @@ def write_moving_head_dataset(root: Path, frames: int = 40, size: int = 64, held
     """A painted ball of head size (dark hair above, skin below, two eyes) sliding left and right in
     front of the camera; the poses say where it is. The mean image of such frames is a smear,
     so beating it on held-out frames needs an avatar that learned the head and follows the pose."""
-    from avatar.dataset import canonical_landmarks
-    from tracking.face_model import load_face_model_data
+    from tracking.face_model import CanonicalLandmarks, load_face_model_data
 
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
@@ -88,7 +86,7 @@ def write_moving_head_dataset(root: Path, frames: int = 40, size: int = 64, held
     arrays = dict(
         expression=expression, rotation=np.zeros((frames, 3), np.float32),
         translation=np.stack([xs, np.full(frames, y), np.full(frames, z)], 1).astype(np.float32),
-        landmarks3d=canonical_landmarks(identity, expression, data).astype(np.float32),
+        landmarks3d=CanonicalLandmarks(data)(identity, expression),
         camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
         heldout=np.arange(frames) >= frames - heldout,
         K=np.float32([[[f, 0, c], [0, f, c], [0, 0, 1]]]), viewmat=np.eye(4, dtype=np.float32)[None],

@@ -139,3 +139,17 @@ class FaceModel(torch.nn.Module):
         """Canonical -> camera: R(rotation) v + translation, batched (B, V, 3)."""
         r = axis_angle_to_matrix(rotation)
         return vertices @ r.transpose(-1, -2) + translation[:, None, :]
+
+
+class CanonicalLandmarks:
+    """The 3DMM's 68 landmarks (iBUG order) in canonical space, unposed: the one routine behind the
+    fitter's landmarks, the dataset's 3D landmarks and the mesh stage's neutral P0."""
+
+    def __init__(self, data: FaceModelData) -> None:
+        self._model = FaceModel.from_data(data, data.landmarks68)
+
+    def __call__(self, identity: np.ndarray, expressions: np.ndarray) -> np.ndarray:
+        """(100,) identity and (T, 53) expressions -> (T, 68, 3) float32."""
+        with torch.no_grad():
+            ident = torch.as_tensor(identity, dtype=torch.float32)[None].expand(len(expressions), -1)
+            return self._model.vertices(ident, torch.as_tensor(expressions, dtype=torch.float32)).numpy()

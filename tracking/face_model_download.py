@@ -130,8 +130,9 @@ def fetch_face_model(cache_dir: Path | None = None, base_url: str | None = None,
             return download(url, archive, "ICT-FaceKit", progress)
         except (OSError, HTTPException) as e:
             reason = getattr(e, "reason", None) or e
-            raise FaceModelDownloadError(f"downloading {url} failed ({reason}); run again to resume, or "
-                                         f"{MANUAL_ROUTE}") from None
+            again = "run again to resume" if archive.with_name(archive.name + ".part").is_file() else \
+                "run again when online"
+            raise FaceModelDownloadError(f"downloading {url} failed ({reason}); {again}, or {MANUAL_ROUTE}") from None
 
     def damaged(e: ReleaseCheckError) -> FaceModelDownloadError:
         return FaceModelDownloadError(f"the archive downloaded from {url} failed its check ({e}) and was "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from core.rotations import axis_angle_to_matrix, matrix_to_rotvec, rotvec_to_matrix
-from tracking.face_model import FaceModel, FaceModelData
+from tracking.face_model import CanonicalLandmarks, FaceModel, FaceModelData
 from tracking.fit_config import FitConfig
 from tracking.params import EXPRESSION_NAMES, N_EXPRESSION, N_IDENTITY
 from tracking.pinhole import PinholeCamera
@@ -108,22 +108,20 @@ class FaceFitter:
             raise ValueError(f"need at least 6 corresponding points, got {k}")
         self.config = config
         self.num_points = k
-        # One FaceModel over the touched vertices plus the 68 landmarks, then the barycentric
-        # combination folded into the bases so evaluation never touches vertex indices again.
-        ids, inverse = np.unique(np.concatenate([vertex_ids.ravel(), data.landmarks68]), return_inverse=True)
+        # One FaceModel over the touched vertices, then the barycentric combination folded into
+        # the bases so evaluation never touches vertex indices again.
+        ids, inverse = np.unique(vertex_ids.ravel(), return_inverse=True)
         sub = FaceModel.from_data(data, ids)
-        combine = np.zeros((k + 68, ids.size))
-        np.add.at(combine, (np.repeat(np.arange(k), 3), inverse[: 3 * k]), barycentric.ravel())
-        combine[np.arange(k, k + 68), inverse[3 * k:]] = 1.0
+        combine = np.zeros((k, ids.size))
+        np.add.at(combine, (np.repeat(np.arange(k), 3), inverse), barycentric.ravel())
         combine = torch.as_tensor(combine)
         u = ids.size
-        neutral = (combine @ sub.neutral.double()).to(DTYPE)
-        exp_basis = (combine @ sub.expression_basis.double().reshape(-1, u, 3)).reshape(N_EXPRESSION, -1).to(DTYPE)
-        id_basis = (combine @ sub.identity_basis.double().reshape(-1, u, 3)).reshape(N_IDENTITY, -1).to(DTYPE)
-        m = 3 * k
-        self._neutral, self._neutral68 = neutral[:k], neutral[k:]
-        self._exp_basis, self._exp_basis68 = exp_basis[:, :m], exp_basis[:, m:]
-        self._id_basis, self._id_basis68 = id_basis[:, :m], id_basis[:, m:]
+        self._neutral = (combine @ sub.neutral.double()).to(DTYPE)
+        exp_basis = combine @ sub.expression_basis.double().reshape(-1, u, 3)
+        id_basis = combine @ sub.identity_basis.double().reshape(-1, u, 3)
+        self._exp_basis = exp_basis.reshape(N_EXPRESSION, -1).to(DTYPE)
+        self._id_basis = id_basis.reshape(N_IDENTITY, -1).to(DTYPE)
+        self._landmarks68 = CanonicalLandmarks(data)
         # The same bases laid out (3, K, n) for _basis_jacobian.
         self._exp_c = self._exp_basis.reshape(N_EXPRESSION, k, 3).permute(2, 1, 0).contiguous()
         self._id_c = self._id_basis.reshape(N_IDENTITY, k, 3).permute(2, 1, 0).contiguous()
@@ -190,9 +188,7 @@ class FaceFitter:
 
     def landmarks68(self, fit: FrameFit) -> np.ndarray:
         """The fitted model's 68 landmarks in canonical space (identity + expression, unposed)."""
-        e = torch.as_tensor(fit.expression, dtype=DTYPE)
-        points = self._neutral68 + ((self.identity @ self._id_basis68) + e @ self._exp_basis68).reshape(68, 3)
-        return points.numpy().astype(np.float32)
+        return self._landmarks68(self.identity.numpy(), np.asarray(fit.expression)[None])[0]
 
     def project_landmarks68(self, fit: FrameFit, camera: PinholeCamera) -> np.ndarray:
         """The fitted 68 landmarks in the image, (68, 2) pixels."""
