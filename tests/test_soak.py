@@ -56,12 +56,14 @@ def test_resident_memory_is_read_on_linux():
 
 def test_bench_duration_writes_periods_and_the_soak_summary(demo_avatar, tmp_path, capsys):
     out = tmp_path / "soak.json"
-    code = main(["bench", "--avatar", str(demo_avatar), "--backend", "torch", "--duration", "4", "--period", "1",
+    code = main(["bench", "--avatar", str(demo_avatar), "--backend", "torch", "--duration", "6", "--period", "1",
                  "--warmup", "2", "--size", "64", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     entry = json.loads(out.read_text())["backends"]["torch"]
-    assert 3 <= len(entry["minutes"]) <= 5
+    # A period closes at the first frame after it is over: on a busy machine (a frame a second or
+    # slower) fewer than six close, never more.
+    assert 2 <= len(entry["minutes"]) <= 6
     for i, period in enumerate(entry["minutes"], 1):
         assert period["minute"] == i and period["frames"] > 0 and period["rss_mb"] > 0
         assert set(period["end_to_end_ms"]) == {"p50", "p95", "p99"}
