@@ -1,11 +1,11 @@
-"""Configuration of the Gaussian head avatar: model sizes and training rates, with named profiles.
+"""Configuration of the Gaussian head avatar: model sizes and Gaussian-stage rates.
 
-One place to get a profile: `get_profile(name)`. `full` is the published Gaussian Head Avatar
-configuration (DESIGN.md "The avatar"); `small` halves it; `tiny` trains on a CPU in minutes.
+The defaults are the published Gaussian Head Avatar configuration (DESIGN.md "The avatar"); the
+named profiles built from them are in avatar.profiles.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from tracking.params import N_EXPRESSION
@@ -144,55 +144,3 @@ class TrainingConfig:
     lr_scale: float = 3e-5
     lr_opacity: float = 1e-4
     resolution: int = 512  # side of the 32-channel render; the SR output is 4x this
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    model: ModelConfig
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-
-
-PROFILES: dict[str, Profile] = {
-    "full": Profile("full", ModelConfig()),
-    "small": Profile(
-        "small",
-        ModelConfig(
-            name="small", feature_dim=64, exp_color_hidden=(128, 128), pose_color_hidden=(64,),
-            exp_attributes_hidden=(128, 128, 128), pose_attributes_hidden=(64, 64),
-            exp_deform_hidden=(128, 128, 128, 128), pose_deform_hidden=(128, 128),
-            num_points=30_000, num_mouth_points=1000, sr_channels=16),
-        TrainingConfig(resolution=256),
-    ),
-    # A 2-core CPU in about an hour (avatar.train_config): few Gaussians, a 128 px render
-    # sharpened x2 to 256 px, and rates for a run of thousands of steps, not hundreds of thousands.
-    "cpu": Profile(
-        "cpu",
-        ModelConfig(
-            name="cpu", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
-            exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
-            exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
-            blend_near=0.3, blend_far=0.5,  # as the mannequin's: where the blendshapes move points
-            num_points=10_000, num_mouth_points=500, sr_channels=4, sr_factor=2, sr_residual=True),
-        # The reference's rates are for 600k steps; these are 3D Gaussian Splatting's for a
-        # few thousand, on the Gaussians directly, with the networks at 1e-3.
-        TrainingConfig(lr_mlp=1e-3, lr_sr=1e-3, lr_position=2e-4, lr_feature=5e-3, lr_rotation=1e-3,
-                       lr_pose_offset=1e-4, lr_scale=5e-3, lr_opacity=2e-2, resolution=128),
-    ),
-    "tiny": Profile(
-        "tiny",
-        ModelConfig(
-            name="tiny", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
-            exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
-            exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
-            num_points=4000, num_mouth_points=300, sr_channels=8),
-        TrainingConfig(resolution=64),
-    ),
-}
-
-
-def get_profile(name: str) -> Profile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

@@ -41,7 +41,7 @@ from avatar.head_model import GaussianHeadModel
 from avatar.losses import load_vgg16_features
 from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_camera, train_mesh_stage
 from avatar.super_resolution import SuperResolution
-from avatar.train_config import TrainProfile, get_train_profile
+from avatar.profiles import Profile, get_profile
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 class TrainOptions:
     dataset: str | Path
     out: str | Path
-    profile: str | TrainProfile = "tiny"
+    profile: str | Profile = "tiny"
     backend: str = "cpu"  # rasterizer: cpu or gsplat (CUDA)
     gaussian_steps: int | None = None  # override the profile's
     mesh_steps: int | None = None
@@ -82,8 +82,8 @@ def state_dir(out: Path) -> Path:
     return out.with_name(out.name + ".train")
 
 
-def _resolve(profile: str | TrainProfile, options: TrainOptions) -> TrainProfile:
-    p = get_train_profile(profile) if isinstance(profile, str) else profile
+def _resolve(profile: str | Profile, options: TrainOptions) -> Profile:
+    p = get_profile(profile) if isinstance(profile, str) else profile
     if options.gaussian_steps is not None:
         p = replace(p, gaussian=replace(p.gaussian, steps=options.gaussian_steps))
     if options.mesh_steps is not None:
@@ -110,11 +110,11 @@ def _save_mesh_head(mesh_head: MeshHead, directory: Path, info: dict) -> None:
     (directory / ".mesh_stage.json.partial").replace(directory / "mesh_stage.json")
 
 
-def _load_mesh_head(profile: TrainProfile, directory: Path) -> tuple[MeshHead, dict] | None:
+def _load_mesh_head(profile: Profile, directory: Path) -> tuple[MeshHead, dict] | None:
     if not ((directory / "mesh_stage.safetensors").is_file() and (directory / "mesh_stage.json").is_file()):
         return None
     info = json.loads((directory / "mesh_stage.json").read_text())
-    mesh_head = MeshHead(profile.base.model, profile.mesh, *info["box"])
+    mesh_head = MeshHead(profile.model, profile.mesh, *info["box"])
     mesh_head.load_state_dict(load_file(str(directory / "mesh_stage.safetensors")))
     return mesh_head, info
 
@@ -193,13 +193,13 @@ def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, res
                   AvatarMetadata(face_model_checksum=checksum, training=training))
 
 
-def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: TrainingData, profile: TrainProfile,
+def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: TrainingData, profile: Profile,
                          seed: int, wrap: Progress) -> None:
     """The profile's optional starts (avatar.face_model_prior): f_def^exp from the tracked 3DMM's
     blendshapes, then each Gaussian's colour from the training frames it is seen in."""
     cfg = profile.gaussian
     generator = torch.Generator().manual_seed(seed)
-    if profile.base.training.lr_pose_mlp == 0:
+    if profile.training.lr_pose_mlp == 0:
         for mlp in model.pose_shape_mlps():
             mlp.zero_output()
     if cfg.deform_prior_steps > 0:
@@ -217,7 +217,7 @@ def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: Trai
         logger.info("f_def^exp fitted to the face model's blendshapes: mean error %.4f units", error)
     if cfg.color_init_frames > 0:
         frames = subsample(np.arange(len(train)), cfg.color_init_frames).tolist()
-        size = profile.render_resolution * profile.base.model.sr_factor
+        size = profile.render_resolution * profile.model.sr_factor
         with torch.no_grad():
             posed = [model(train.expression[j], train.pose[j]) for j in frames]
             colors, seen = sample_colors(posed, train, frames, min(size, train.image_size))
@@ -237,7 +237,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     work = state_dir(out)
     dataset = load_dataset(options.dataset)
     resolution = profile.render_resolution
-    hr = profile.base.model.sr_factor * resolution
+    hr = profile.model.sr_factor * resolution
     cache = profile.image_cache_size or min(hr, dataset.size)
     run = {"profile": profile.name, "dataset": str(Path(dataset.root).resolve())}
     if not options.restart and (work / "run.json").is_file():
@@ -268,7 +268,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     else:
         start = time.perf_counter()
         prior = head_prior(dataset.frames.identity)
-        mesh_head = MeshHead.around(prior, profile.base.model, profile.mesh).to(device)
+        mesh_head = MeshHead.around(prior, profile.model, profile.mesh).to(device)
         fit_initial_sdf(mesh_head, prior, profile.mesh.init_steps, train, seed=options.seed, progress=wrap)
         mesh_log = train_mesh_stage(mesh_head, train, profile.mesh, options.backend, options.seed,
                                     progress=wrap)
@@ -281,11 +281,11 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     # Gaussian stage (seed 2.2).
     torch.manual_seed(options.seed)
     resumed = not options.restart and has_state(work)
-    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.base.model, seed=options.seed)
+    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed)
     if not resumed:
         initialise_from_data(model, dataset, train, profile, options.seed, wrap)
     model = model.to(device)
-    sr = SuperResolution.from_config(profile.base.model)
+    sr = SuperResolution.from_config(profile.model)
     if not sr.residual:
         with torch.no_grad():
             # Start the SR output at the mean training colour (mostly the white background) instead
@@ -293,7 +293,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
             mean = (train.images.float().mean((0, 1, 2)) / 255).clamp(0.05, 0.95)
             sr.head.bias.copy_(torch.log(mean / (1 - mean)))
     sr = sr.to(device)
-    stage = GaussianStage.create(model, sr, len(train), profile.base.training, profile.gaussian.lr_scale,
+    stage = GaussianStage.create(model, sr, len(train), profile.training, profile.gaussian.lr_scale,
                                  seed=options.seed + rank)
     extra = load_state(stage, work) if resumed else {}
     if world > 1:

@@ -174,7 +174,7 @@ def stand_in_avatar(out: Path, profile_name: str = "full") -> Path:
 
     from avatar.camera import Camera
     from avatar.checkpoint import Avatar, save_avatar
-    from avatar.config import get_profile
+    from avatar.profiles import get_profile
     from avatar.head_model import GaussianHeadModel
     from avatar.super_resolution import SuperResolution
     from runtime.benchmarks import HEAD_SEMI_AXES

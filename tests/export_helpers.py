@@ -4,7 +4,7 @@ import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
 from avatar.super_resolution import SuperResolution
 

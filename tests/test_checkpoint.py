@@ -11,7 +11,7 @@ import avatar.checkpoint as checkpoint
 from avatar.camera import Camera
 from avatar.checkpoint import (FORMAT_VERSION, META_FILE, TENSORS_FILE, Avatar, AvatarMetadata,
                                CheckpointError, load_avatar, save_avatar)
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
 from avatar.super_resolution import SuperResolution
 

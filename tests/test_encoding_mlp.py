@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from avatar.config import encoded_dim, get_profile
+from avatar.config import encoded_dim
+from avatar.profiles import get_profile
 from avatar.encoding import positional_encoding
 from avatar.mlp import PointMLP
 
@@ -69,5 +70,5 @@ def test_reference_mlp_shapes_of_full_profile():
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown profile 'huge'.*full, small, tiny"):
+    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of cpu, tiny, small, full"):
         get_profile("huge")

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from avatar.camera import Camera
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.deformation_fit import fit_expression_deformation, random_expressions
 from avatar.face_model_prior import FOLLOW_FAR, face_model_target, sample_colors
 from avatar.gaussians import GaussianSet

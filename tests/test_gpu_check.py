@@ -57,7 +57,7 @@ def test_every_planned_command_is_valid(tmp_path):
 
 def test_stand_in_avatar_has_the_profile_sizes(tmp_path):
     from avatar.checkpoint import load_avatar
-    from avatar.config import get_profile
+    from avatar.profiles import get_profile
 
     profile = get_profile("tiny")
     avatar = load_avatar(stand_in_avatar(tmp_path / "av", "tiny"))

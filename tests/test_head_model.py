@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
 
 TINY = get_profile("tiny").model

@@ -65,18 +65,18 @@ def test_sample_surface_lies_on_the_mesh():
 def test_gaussians_inherit_the_mesh_stage_mlps(shared_data):
     profile = micro_profile()
     prior = head_prior(np.zeros(100, np.float32))
-    mesh_head = MeshHead.around(prior, profile.base.model, profile.mesh)
+    mesh_head = MeshHead.around(prior, profile.model, profile.mesh)
     err = fit_initial_sdf(mesh_head, prior, 100)
     assert err < 0.05
-    model = gaussians_from_mesh_head(mesh_head, profile.base.model)
-    assert model.num_gaussians == profile.base.model.num_points + profile.base.model.num_mouth_points
+    model = gaussians_from_mesh_head(mesh_head, profile.model)
+    assert model.num_gaussians == profile.model.num_points + profile.model.num_mouth_points
     for name in INHERITED_MLPS:
         for a, b in zip(getattr(model, name).parameters(), getattr(mesh_head.head, name).parameters()):
             assert torch.equal(a, b)
     assert torch.equal(model.landmarks, mesh_head.head.landmarks)
     # Surface points sit near the SDF's zero level (within a grid cell).
     with torch.no_grad():
-        sdf = mesh_head.geometry_at(model.positions[: profile.base.model.num_points])[0]
+        sdf = mesh_head.geometry_at(model.positions[: profile.model.num_points])[0]
     assert float(sdf.abs().max()) < mesh_head.cell_size
 
 

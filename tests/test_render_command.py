@@ -10,7 +10,7 @@ import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import TENSORS_FILE, Avatar, save_avatar
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
 from avatar.super_resolution import SuperResolution
 from runtime.cli import main

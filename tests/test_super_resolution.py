@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from avatar.config import get_profile
+from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from avatar.train_config import get_train_profile
+from avatar.profiles import get_profile
 from tests.training_fixtures import write_moving_head_dataset
 
 MARGIN_DB = 10.0  # held-out PSNR over the mean-image baseline (measured 13.2 dB: see BENCHMARKS.md)
@@ -22,22 +22,21 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def quality_test_profile():
     """`cpu` with fewer Gaussians, a 32 px render (64 px output) and a few hundred steps."""
-    cpu = get_train_profile("cpu")
-    model = replace(cpu.base.model, num_points=2500, num_mouth_points=200)
-    return replace(cpu, name="quality-test", base=replace(cpu.base, model=model,
-                                                         training=replace(cpu.base.training, resolution=32)),
+    cpu = get_profile("cpu")
+    return replace(cpu, name="quality-test", model=replace(cpu.model, num_points=2500, num_mouth_points=200),
+                   training=replace(cpu.training, resolution=32),
                    mesh=replace(cpu.mesh, resolution=32, grid_resolution=16, init_steps=100, steps=150),
                    gaussian=replace(cpu.gaussian, steps=400, deform_prior_steps=200, deform_prior_batch=1024,
                                     color_init_frames=8, checkpoint_every=400, preview_every=400, log_every=20))
 
 
 def test_training_beats_the_mean_image_on_held_out_frames(shared_data, tmp_path, monkeypatch):
-    import avatar.train_config as tc
+    import avatar.profiles as profiles
     from runtime.cli import main
 
     ds = write_moving_head_dataset(tmp_path / "ds")
     av, report = tmp_path / "av", tmp_path / "e.json"
-    monkeypatch.setitem(tc.TRAIN_PROFILES, "quality-test", quality_test_profile())
+    monkeypatch.setitem(profiles.PROFILES, "quality-test", quality_test_profile())
     assert main(["train", "--dataset", str(ds), "--profile", "quality-test", "--out", str(av)]) == 0
     with open(av.with_name(av.name + ".train") / "loss_log.csv") as f:
         totals = [float(row["total"]) for row in csv.DictReader(f)]

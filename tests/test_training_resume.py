@@ -71,10 +71,10 @@ def test_interrupt_saves_a_checkpoint(micro_dataset, tmp_path, monkeypatch):
 
 
 def test_train_and_evaluate_commands(micro_dataset, tmp_path, monkeypatch):
-    import avatar.train_config as tc
+    import avatar.profiles as profiles
     from runtime.cli import main
 
-    monkeypatch.setitem(tc.TRAIN_PROFILES, "tiny", micro_profile(steps=3))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", micro_profile(steps=3))
     out = tmp_path / "av"
     assert main(["train", "--dataset", str(micro_dataset), "--profile", "tiny", "--out", str(out)]) == 0
     report = tmp_path / "e.json"

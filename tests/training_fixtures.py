@@ -8,17 +8,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatar.config import TrainingConfig, get_profile
+from avatar.config import TrainingConfig
 from avatar.dataset import FORMAT_NAME, FORMAT_VERSION
-from avatar.train_config import GaussianStageConfig, MeshStageConfig, TrainProfile
+from avatar.profiles import Profile, get_profile
+from avatar.train_config import GaussianStageConfig, MeshStageConfig
 
 
-def micro_profile(steps: int = 6) -> TrainProfile:
-    base = get_profile("tiny")
-    model = replace(base.model, name="micro", num_points=300, num_mouth_points=20, sr_channels=4,
+def micro_profile(steps: int = 6) -> Profile:
+    model = replace(get_profile("tiny").model, name="micro", num_points=300, num_mouth_points=20, sr_channels=4,
                     exp_color_hidden=(16,), exp_attributes_hidden=(16,), exp_deform_hidden=(16, 16))
-    return TrainProfile(
-        "micro", replace(base, model=model, training=TrainingConfig(resolution=8)),
+    return Profile(
+        "micro", model, TrainingConfig(resolution=8),
         MeshStageConfig(resolution=16, grid_resolution=6, sdf_hidden=(16,), init_steps=5, steps=3),
         GaussianStageConfig(steps=steps, lr_scale=10.0, checkpoint_every=3, preview_every=3, log_every=1))
 

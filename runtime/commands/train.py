@@ -3,7 +3,7 @@
     splatcam train --dataset DS --profile cpu|tiny|small|full --out AV [--raster cpu|gsplat]
                    [--steps N] [--mesh-steps N] [--restart]
 
-Profiles (avatar/train_config.py): `cpu` (the default) is the recipe for a 2-core CPU in under
+Profiles (avatar/profiles.py): `cpu` (the default) is the recipe for a 2-core CPU in under
 an hour (128 px render, 256 px output), `tiny` trains in minutes for trying the pipeline (64 ->
 256, low quality), `small` takes CPU hours or GPU minutes (256 -> 1024), `full` is the reference
 (512 -> 2048, GPU). The avatar is written to AV at every checkpoint; resume state, the loss log (CSV,
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from avatar.train_config import TRAIN_PROFILES
+from avatar.profiles import PROFILES
 from runtime.options import add_raster_argument, raster_choice
 
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train an avatar from a dataset made by `splatcam prepare`",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset folder from `splatcam prepare`")
-    p.add_argument("--profile", choices=list(TRAIN_PROFILES), default="cpu", help="model size and schedule")
+    p.add_argument("--profile", choices=list(PROFILES), default="cpu", help="model size and schedule")
     p.add_argument("--out", required=True, help="avatar directory to write")
     add_raster_argument(p)
     p.add_argument("--steps", type=int, default=None, help="Gaussian-stage steps (default: the profile's)")
