@@ -43,13 +43,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+
+from core.atomic import atomic_directory
 
 FORMAT_NAME = "splatcam-dataset"
 FORMAT_VERSION = 1
@@ -263,23 +263,14 @@ def heldout_mask(count: int, holdout: float) -> np.ndarray:
 
 
 def _write_dataset(out: Path, build: Callable[[Path], dict]) -> None:
-    """Build into a hidden temporary folder and rename it to `out`: never a half-written dataset."""
+    """Build into a temporary folder that replaces `out` when complete: never a half-written dataset."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / "dataset.json").is_file():
         raise ValueError(f"{out}: exists and is not a splatcam dataset; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with atomic_directory(out) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         meta = build(tmp)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _save_sample(root: Path, i: int, rgb_white: np.ndarray, mask: np.ndarray) -> None:

@@ -40,11 +40,12 @@ from avatar.gaussian_init import fit_colors, gaussians_from_mesh_head
 from avatar.head_model import GaussianHeadModel
 from avatar.losses import load_vgg16_features
 from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_camera, train_mesh_stage
-from avatar.super_resolution import SuperResolution
 from avatar.profiles import Profile, get_profile
+from avatar.super_resolution import SuperResolution
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
+from core.atomic import atomic_file
 
 Progress = Callable[[Iterator, str, int], Iterator]
 logger = logging.getLogger(__name__)
@@ -101,13 +102,12 @@ def _device(backend: str) -> torch.device:
 
 
 def _save_mesh_head(mesh_head: MeshHead, directory: Path, info: dict) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in mesh_head.state_dict().items()}
-    save_file(tensors, str(directory / ".mesh_stage.safetensors.partial"))
-    (directory / ".mesh_stage.json.partial").write_text(json.dumps(
-        {"box": mesh_head.box, **info}, indent=1))
-    (directory / ".mesh_stage.safetensors.partial").replace(directory / "mesh_stage.safetensors")
-    (directory / ".mesh_stage.json.partial").replace(directory / "mesh_stage.json")
+    # Nested so that the tensors are renamed into place first, the metadata last.
+    with (atomic_file(directory / "mesh_stage.json") as tmp_m,
+          atomic_file(directory / "mesh_stage.safetensors") as tmp_t):
+        save_file(tensors, str(tmp_t))
+        tmp_m.write_text(json.dumps({"box": mesh_head.box, **info}, indent=1))
 
 
 def _load_mesh_head(profile: Profile, directory: Path) -> tuple[MeshHead, dict] | None:

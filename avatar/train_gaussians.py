@@ -39,6 +39,7 @@ from avatar.render_pipeline import ModuleStages, RenderPipeline
 from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
 from avatar.training_data import TrainingData
+from core.atomic import atomic_file
 
 STATE_TENSORS = "state.safetensors"
 STATE_META = "state.json"
@@ -178,8 +179,7 @@ def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config
 
 
 def save_state(stage: GaussianStage, directory: Path, extra: dict | None = None) -> None:
-    """Write the full training state atomically (temporary files renamed into place)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the full training state atomically, the tensors before the metadata that names their step."""
     opt = stage.optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in stage.model.state_dict().items()}
     tensors.update({f"sr.{k}": v for k, v in stage.sr.state_dict().items()})
@@ -190,12 +190,10 @@ def save_state(stage: GaussianStage, directory: Path, extra: dict | None = None)
     tensors["rng"] = stage.generator.get_state()
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {"step": stage.step, "param_groups": opt["param_groups"], "extra": extra or {}}
-    tmp_t = directory / f".{STATE_TENSORS}.partial"
-    tmp_m = directory / f".{STATE_META}.partial"
-    save_file(tensors, str(tmp_t))
-    tmp_m.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_t, directory / STATE_TENSORS)
-    os.replace(tmp_m, directory / STATE_META)
+    # Nested so that the tensors are renamed into place first, the metadata last.
+    with atomic_file(directory / STATE_META) as tmp_m, atomic_file(directory / STATE_TENSORS) as tmp_t:
+        save_file(tensors, str(tmp_t))
+        tmp_m.write_text(json.dumps(meta, indent=1))
 
 
 def has_state(directory: Path) -> bool:

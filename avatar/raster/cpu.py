@@ -12,6 +12,7 @@ as one extra feature channel whose background is 0.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import sys
@@ -22,6 +23,8 @@ import torch
 
 from avatar.raster.projection import project_gaussians
 from core.paths import user_cache_dir
+
+logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("tile_raster.cpp")
 MIN_ALPHA_FOR_DEPTH = 1e-10
@@ -61,7 +64,7 @@ def _build_and_load():
         # pip's ninja lives beside the interpreter, which is not on PATH without an activated venv.
         os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     if not (build_dir / f"{name}.so").exists():
-        print(f"splatcam: compiling the CPU rasterizer into {build_dir} (once, ~15 s)", file=sys.stderr)
+        logger.info("compiling the CPU rasterizer into %s (once, ~15 s)", build_dir)
     try:
         cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(build_dir),
                            extra_cflags=["-O3", "-fopenmp"] + (["-mavx2", "-mfma"] if simd else []),
