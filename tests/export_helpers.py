@@ -4,8 +4,8 @@ import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar
-from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
+from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 
 

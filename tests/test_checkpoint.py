@@ -11,8 +11,8 @@ import avatar.checkpoint as checkpoint
 from avatar.camera import Camera
 from avatar.checkpoint import (FORMAT_VERSION, META_FILE, TENSORS_FILE, Avatar, AvatarMetadata,
                                CheckpointError, load_avatar, save_avatar)
-from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
+from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 
 

@@ -8,11 +8,11 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from avatar.camera import Camera
-from avatar.profiles import get_profile
 from avatar.deformation_fit import fit_expression_deformation, random_expressions
 from avatar.face_model_prior import FOLLOW_FAR, face_model_target, sample_colors
 from avatar.gaussians import GaussianSet
 from avatar.head_model import GaussianHeadModel
+from avatar.profiles import get_profile
 from avatar.recording_alignment import aligned_poses, kabsch, recording_alignment
 from avatar.training_data import TrainingData
 from core.rotations import axis_angle_to_matrix

@@ -10,8 +10,8 @@ import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import TENSORS_FILE, Avatar, save_avatar
-from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
+from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 from runtime.cli import main
 from runtime.offline import frame_poses, held_frame_index
