@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from avatar.config import encoded_dim
-from avatar.profiles import get_profile
 from avatar.encoding import positional_encoding
 from avatar.mlp import PointMLP
+from avatar.profiles import get_profile
 
 
 def gamma_by_loop(x: torch.Tensor, num_freqs: int) -> torch.Tensor:
@@ -56,17 +56,6 @@ def test_mlp_skip_wiring_matches_manual_composition(dims, skip, final_tanh):
         assert layer.out_features == dims[i + 1]
     x = torch.randn(31, dims[0], dtype=torch.float64)
     torch.testing.assert_close(mlp(x), mlp_by_hand(mlp, x, skip, final_tanh), rtol=0, atol=1e-12)
-
-
-def test_reference_mlp_shapes_of_full_profile():
-    dims = get_profile("full").model.mlp_dims()
-    assert dims == {
-        "exp_color": [128 + 53, 256, 256, 32], "pose_color": [128 + 54, 128, 32],
-        "exp_attributes": [128 + 53, 256, 256, 256, 8], "pose_attributes": [128 + 54, 128, 128, 8],
-        "exp_deform": [27 + 53, 256, 256, 256, 256, 256, 3], "pose_deform": [27 + 54, 256, 256, 3],
-    }
-    # The reference re-injects the input at layer len(dims) // 2.
-    assert PointMLP(dims["exp_deform"]).layers[3].in_features == 256 + 80
 
 
 def test_unknown_profile_is_a_clear_error():

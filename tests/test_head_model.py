@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from avatar.profiles import get_profile
 from avatar.head_model import GaussianHeadModel
+from avatar.profiles import get_profile
 
 TINY = get_profile("tiny").model
 
@@ -40,18 +40,6 @@ def random_model(kind="linear", squared=False, n=300, seed=0) -> GaussianHeadMod
         model.log_scales.copy_(torch.randn(n, 3) * 0.5 - 3)
         model.opacity_logits.copy_(torch.randn(n, 1))
     return model
-
-
-def test_reference_constants_in_every_profile():
-    for name in ("full", "small", "tiny"):
-        cfg = get_profile(name).model
-        assert (cfg.deform_scale, cfg.attributes_scale, cfg.blend_near, cfg.blend_far) == (0.3, 0.2, 0.1, 0.25)
-        assert cfg.color_channels == 32
-    full = get_profile("full")
-    assert full.model.feature_dim == 128 and full.model.num_mouth_points == 3000 and full.model.sr_channels == 32
-    t = full.training
-    assert (t.lr_mlp, t.lr_sr, t.lr_position, t.lr_feature, t.lr_rotation, t.lr_pose_offset, t.lr_scale,
-            t.lr_opacity) == (1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 3e-5, 1e-4)
 
 
 @pytest.mark.parametrize("kind,squared", [("linear", False), ("smooth", True)])
