@@ -76,8 +76,16 @@ def test_neutral_gaussians_sit_on_the_mean_head(setup):
     assert (onehot.max(1) > 0.9).all() and (np.sort(onehot, 1)[:, -2] < 0.1).all()
 
 
+# Measured on the shipped avatar (BENCHMARKS.md "Demo avatar"): mean error 0.077 % of head size,
+# relative error on moving points 0.160. The limits leave room for a rebuild on another CPU, whose
+# centres may differ from the shipped ones by 0.1 % of head size on average (REBUILD_MEANS_HEAD_FRACTION):
+# 0.077 + 0.1 < 0.2 %, and 0.1 % of head size is ~6 % of the mean motion of moving points: 0.16 + 0.06 < 0.25.
+MAX_MEAN_ERROR = 0.002  # of head size
+MAX_RELATIVE_ERROR = 0.25  # of the 3DMM's motion, on points it moves by more than 1 % of head size
+
+
 def test_mannequin_reproduces_the_3dmm(setup):
-    """Mean Gaussian-to-mesh error under random expressions and poses < 2 % of head size."""
+    """Mean Gaussian-to-mesh error under random expressions and poses below MAX_MEAN_ERROR."""
     data, avatar, surface = setup
     gen = torch.Generator().manual_seed(2024)  # not the build's seed
     expressions = random_expressions(12, gen).numpy()
@@ -94,13 +102,13 @@ def test_mannequin_reproduces_the_3dmm(setup):
     errors, motion = np.array(errors), np.array(motion)
     mean_error = errors.mean() / size
     print(f"mannequin mean vertex error: {100 * mean_error:.3f} % of head size ({errors.mean():.4f} units)")
-    assert mean_error < 0.02
+    assert mean_error < MAX_MEAN_ERROR
     # Stricter: where the 3DMM moves a point by more than 1 % of head size, the Gaussian
     # follows: its error is well below the motion itself (a still avatar would score 1.0).
     moving = motion > 0.01 * size
     relative = errors[moving].sum() / motion[moving].sum()
     print(f"moving points: mean motion {motion[moving].mean():.4f}, relative error {relative:.3f}")
-    assert relative < 0.5
+    assert relative < MAX_RELATIVE_ERROR
 
 
 def test_gaze_and_jaw_move_the_right_way(setup):
