@@ -65,7 +65,8 @@ def fit_colors(model: GaussianHeadModel, colors: torch.Tensor, weight: torch.Ten
     err = float("nan")
     for _ in range(steps):
         j = int(torch.randint(len(expressions), (1,), generator=generator))
-        color = model.deformation(expressions[j], poses[j], skip_unblended=True).color[:, :3]
+        color = model.deform_points(model.positions, model.features, expressions[j], poses[j], skip_unblended=True,
+                                    attributes=False).color[:, :3]
         loss = ((color - colors).abs() * w).sum() / 3
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -146,8 +146,8 @@ class GaussianHeadModel(nn.Module):
     def parameter_groups(self, training: TrainingConfig) -> list[dict]:
         """Adam parameter groups with the Gaussian-stage learning rates (P0 is not included)."""
         return [
-            {"name": "mlp", "params": [p for m in self.mlps() if m not in self.pose_shape_mlps() for p in m.parameters()],
-             "lr": training.lr_mlp},
+            {"name": "mlp", "lr": training.lr_mlp,
+             "params": [p for m in self.mlps() if m not in self.pose_shape_mlps() for p in m.parameters()]},
             {"name": "pose_mlp", "params": [p for m in self.pose_shape_mlps() for p in m.parameters()],
              "lr": training.lr_mlp if training.lr_pose_mlp is None else training.lr_pose_mlp},
             {"name": "position", "params": [self.positions], "lr": training.lr_position},

@@ -1,12 +1,16 @@
 """The Gaussian stage (seed section 2.2): generator -> 32-channel render -> SR -> loss, with state.
 
-Each step takes one random training frame, poses the head with the tracked β plus that frame's
-learned pose refinement, renders the 32-channel image at R, upsamples it with the SR CNN to 4R,
-and minimises L1(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr L1(I_lr, gt) (avatar.losses), I_lr being
-the first three channels. Adam with one group per parameter kind at DESIGN.md's rates (times the
-profile's lr_scale). Augmentation: a random zoom z in [1, augment_zoom] with a random crop, done
-exactly through the camera (focal x z, principal point shifted) and an integer crop of the
-ground truth resized back to 4R, so the render stays pixel-aligned with its target.
+Each step takes `frames_per_step` random training frames (one by default), poses the head with
+the tracked β plus that frame's learned pose refinement, renders the 32-channel image at R
+through the one render path (avatar.render_pipeline), upsamples it with the SR CNN to fR (f the
+SR factor, 4 in the reference), and minimises
+    L1(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr L1(I_lr, gt) + λ_mask L1(alpha, mask)
+(avatar.losses), I_lr being the first three channels; the mask term is not the seed's (0 in the
+reference profiles). Adam with one group per parameter kind at the profile's rates (times its
+lr_scale), decayed exponentially to `lr_final` of themselves by the last step. Augmentation: a
+random zoom z in [1, augment_zoom] with a random crop, done exactly through the camera (focal x
+z, principal point shifted) and an integer crop of the ground truth and mask resized back to fR,
+so the render stays pixel-aligned with its target.
 
 The whole training state (parameters, Adam moments, pose refinements, step, random generator)
 is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from
@@ -126,7 +130,7 @@ def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torc
 
 def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingData, j: int, resolution: int,
                   backend: str) -> torch.Tensor:
-    """(4R, 4R, 3) render of sample j with its tracked expression and pose, on the model's device."""
+    """(fR, fR, 3) render of sample j with its tracked expression and pose, on the model's device."""
     device = model.positions.device
     hr, _, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
                             data.camera(j, resolution).to(device), backend)
