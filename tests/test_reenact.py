@@ -68,3 +68,35 @@ def test_reenact_bad_input_fails_in_one_line(demo_avatar, tmp_path, capsys):
     assert main(["reenact", "--avatar", str(demo_avatar), "--driver", str(tmp_path), "--out",
                  str(tmp_path / "x.avi")]) == 2
     assert not out.exists() and not list(tmp_path.glob("*.mp4"))
+
+
+def test_key_frames_pick_each_moment_from_the_tracking():
+    from runtime.commands.reenact import key_frames
+    from tracking.params import expression_index
+    from tracking.params_file import ParamsSequence
+
+    t = 10
+    e = np.full((t, 53), 0.1, np.float32)
+    e[3] = 0.0  # calmest
+    e[5, expression_index("jawOpen")] = 0.9
+    e[6, [expression_index("eyeBlink_L"), expression_index("eyeBlink_R")]] = 0.8
+    e[7, [expression_index("mouthSmile_L"), expression_index("mouthSmile_R")]] = 0.7
+    rot = np.zeros((t, 3), np.float32)
+    rot[8, 1], rot[9, 1] = -0.3, 0.4
+    valid = np.ones(t, bool)
+    valid[0] = False
+    e[0] = 0.0  # calmer still, but without a face: not picked
+    params = ParamsSequence(e, rot, np.zeros((t, 3)), np.zeros(100), valid, 25.0)
+    assert key_frames(params) == [3, 5, 6, 7, 8, 9]
+
+
+def test_reenact_poster_stacks_driver_over_avatar(demo_avatar, d0, tmp_path):
+    import cv2
+
+    poster = tmp_path / "p.png"
+    assert main(["reenact", "--avatar", str(demo_avatar), "--driver", str(d0), "--out", str(tmp_path / "r.mp4"),
+                 "--start", "40", "--frames", "6", "--poster", str(poster)]) == 0
+    img = cv2.imread(str(poster))
+    assert img.shape == (512, 6 * 256, 3)  # six tiles of the 512 px driver scaled to 256 over the 256 avatar
+    assert img[5:20, 5:20, 1].mean() > img[5:20, 5:20, 2].mean() + 20  # top: the green screen
+    assert img[256 + 5:256 + 20, 5:20].mean() > 240  # bottom: the avatar on white

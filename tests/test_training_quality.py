@@ -10,6 +10,7 @@ import csv
 import json
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -41,7 +42,10 @@ def test_training_beats_the_mean_image_on_held_out_frames(shared_data, tmp_path,
     with open(av.with_name(av.name + ".train") / "loss_log.csv") as f:
         totals = [float(row["total"]) for row in csv.DictReader(f)]
     assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3])
-    assert main(["evaluate", "--avatar", str(av), "--dataset", str(ds), "--json", str(report)]) == 0
+    poster = tmp_path / "p.png"
+    assert main(["evaluate", "--avatar", str(av), "--dataset", str(ds), "--json", str(report),
+                 "--poster", str(poster)]) == 0
     e = json.loads(report.read_text())
     assert e["resolution"] == 64 and e["frames"] == 6
+    assert cv2.imread(str(poster)).shape == (2 * 64, 6 * 64, 3)  # six held-out frames, render over truth
     assert e["psnr"] > e["baseline_mean_image_psnr"] + MARGIN_DB, e
