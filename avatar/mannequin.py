@@ -55,12 +55,11 @@ from avatar.camera import Camera
 from avatar.checkpoint import Avatar, AvatarMetadata
 from avatar.config import ModelConfig
 from avatar.deformation_fit import fit_expression_deformation, random_expressions
-from avatar.encoding import positional_encoding
 from avatar.head_model import GaussianHeadModel
 from avatar.mlp import PointMLP
 from avatar.super_resolution import SR_FACTOR, SuperResolution
 from tracking.face_model import FaceModelData, load_face_model_data
-from tracking.params import N_EXPRESSION, expression_index
+from tracking.params import expression_index
 
 MANNEQUIN_VERSION = 8  # bump whenever the build changes: cached demo avatars are then rebuilt
 

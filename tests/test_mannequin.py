@@ -19,10 +19,11 @@ from scipy.spatial.transform import Rotation
 
 from avatar.checkpoint import load_avatar, save_avatar
 import avatar.demo_avatar as demo_module
+from avatar.deformation_fit import random_expressions
 from avatar.demo_avatar import SHIPPED_DIR, demo_avatar_problem, ensure_demo_avatar
 from avatar.mannequin import (CLASSES, GAZE_PITCH_DEG, GAZE_YAW_DEG, MANNEQUIN_VERSION, MannequinSpec,
                               build_mannequin, head_size, initial_model, mannequin_camera, mannequin_config,
-                              random_expressions, random_poses, sample_surface)
+                              random_poses, sample_surface)
 from avatar.raster import render_gaussians
 from avatar.super_resolution import SR_FACTOR
 from tracking.face_model import FaceModel, load_face_model_data
