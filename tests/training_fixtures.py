@@ -25,8 +25,6 @@ def micro_profile(steps: int = 6) -> Profile:
 
 def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: int = 2) -> Path:
     """Frames of a head-sized ellipse on white, seen by a camera that frames the canonical head."""
-    from tracking.face_model import CanonicalLandmarks, load_face_model_data
-
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
@@ -38,12 +36,20 @@ def write_micro_dataset(root: Path, frames: int = 6, size: int = 32, heldout: in
         cv2.imwrite(str(root / "images" / f"{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), mask)
     expression = np.clip(rng.normal(0.1, 0.1, (frames, 53)), 0, 1).astype(np.float32)
+    return _write_frames(root, expression, np.tile(np.float32([0.0, 0.1, 1.9]), (frames, 1)), size, heldout)
+
+
+def _write_frames(root: Path, expression: np.ndarray, translation: np.ndarray, size: int, heldout: int) -> Path:
+    """frames.npz and dataset.json beside images/ and masks/: one camera of focal `size` pixels at
+    the origin, no head rotation, the mean identity."""
+    from tracking.face_model import CanonicalLandmarks, load_face_model_data
+
+    frames = len(expression)
     identity = np.zeros(100, np.float32)
     data = load_face_model_data()
     f = float(size)
     arrays = dict(
-        expression=expression, rotation=np.zeros((frames, 3), np.float32),
-        translation=np.tile(np.float32([0.0, 0.1, 1.9]), (frames, 1)),
+        expression=expression, rotation=np.zeros((frames, 3), np.float32), translation=translation,
         landmarks3d=CanonicalLandmarks(data)(identity, expression),
         camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
         heldout=np.arange(frames) >= frames - heldout,
@@ -61,8 +67,6 @@ def write_moving_head_dataset(root: Path, frames: int = 40, size: int = 64, held
     """A painted ball of head size (dark hair above, skin below, two eyes) sliding left and right in
     front of the camera; the poses say where it is. The mean image of such frames is a smear,
     so beating it on held-out frames needs an avatar that learned the head and follows the pose."""
-    from tracking.face_model import CanonicalLandmarks, load_face_model_data
-
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     f, c, radius, y, z = float(size), size / 2, 0.35, 0.1, 1.9
@@ -81,19 +85,5 @@ def write_moving_head_dataset(root: Path, frames: int = 40, size: int = 64, held
         cv2.imwrite(str(root / "images" / f"{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), mask)
     expression = np.zeros((frames, 53), np.float32)
-    identity = np.zeros(100, np.float32)
-    data = load_face_model_data()
-    arrays = dict(
-        expression=expression, rotation=np.zeros((frames, 3), np.float32),
-        translation=np.stack([xs, np.full(frames, y), np.full(frames, z)], 1).astype(np.float32),
-        landmarks3d=CanonicalLandmarks(data)(identity, expression),
-        camera=np.zeros(frames, np.int64), source_frame=np.arange(frames),
-        heldout=np.arange(frames) >= frames - heldout,
-        K=np.float32([[[f, 0, c], [0, f, c], [0, 0, 1]]]), viewmat=np.eye(4, dtype=np.float32)[None],
-        identity=identity)
-    np.savez(root / "frames.npz", **arrays)
-    (root / "dataset.json").write_text(json.dumps({
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "size": size, "fps": 25.0, "source": "synthetic",
-        "frames": frames, "train": frames - heldout, "heldout": heldout, "dropped": 0, "crop": None,
-        "face_model_checksum": data.checksum}))
-    return root
+    translation = np.stack([xs, np.full(frames, y), np.full(frames, z)], 1).astype(np.float32)
+    return _write_frames(root, expression, translation, size, heldout)
