@@ -9,10 +9,12 @@ from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 
 
-def random_tiny_avatar(n_points: int = 400, seed: int = 0, width: int = 20, height: int = 12) -> Avatar:
+def random_tiny_avatar(n_points: int = 400, seed: int = 0, width: int = 20, height: int = 12,
+                       profile: str = "tiny") -> Avatar:
     """Points and landmarks interleaved so λ_exp covers 0, 1 and the ramp between; every weight
-    perturbed so no MLP output is trivially zero; a non-square camera to exercise H != W."""
-    cfg = get_profile("tiny").model
+    perturbed so no MLP output is trivially zero; a non-square camera to exercise H != W.
+    `profile` gives the model sizes (`cpu`: the residual x2 SR)."""
+    cfg = get_profile(profile).model
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = GaussianHeadModel.from_points(cfg, rng.normal(size=(n_points, 3)) * 0.3,

@@ -54,6 +54,13 @@ def test_onnxruntime_matches_pytorch_in_fp32(avatar, files):
     assert onnx_parity(avatar, files, trials=1, seed=2, sr_size=(8, 28)).sr < ONNX_TOLERANCE
 
 
+def test_cpu_profile_residual_x2_sr_exports_with_parity(tmp_path):
+    cpu = random_tiny_avatar(n_points=300, seed=3, profile="cpu")
+    assert cpu.sr.factor == 2 and cpu.sr.residual
+    report = onnx_parity(cpu, export_avatar(cpu, tmp_path), trials=2, seed=4, sr_size=(10, 14))
+    assert report.ok and report.max_error < ONNX_TOLERANCE, report.lines()
+
+
 def test_onnx_outputs_against_the_model_directly(avatar, files):
     """Independent of export.parity: run the session by hand at a pose far from the trace's."""
     session = ort.InferenceSession(str(files.generator), providers=["CPUExecutionProvider"])
