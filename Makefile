@@ -1,6 +1,7 @@
 # One entry point for a fresh machine: `make demo` and `make test` build .venv/ themselves.
 PY := .venv/bin/python
 STAMP := .venv/.installed
+TEST_STAMP := .venv/.installed-test
 
 .PHONY: demo test venv clean gpu-check
 
@@ -18,7 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	.venv/bin/splatcam demo
 
-test: $(STAMP)
+# The tests also drive the fitter with dlib's 68 points on a real video, so they install the
+# dlib extra (a wheel and its ~100 MB predictor package), which the demo does not need.
+$(TEST_STAMP): $(STAMP)
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[test,dlib]"
+	touch $(TEST_STAMP)
+
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
 # The GPU tests and GPU benchmark rows, one JSON (runtime/gpu_check.py). Only with CUDA does it
