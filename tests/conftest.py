@@ -22,6 +22,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def dlib_backend():
+    """dlib's 68-point detector (the `dlib` extra), closed after the module; skips without it."""
+    from tracking.landmarks.base import BackendUnavailable
+    from tracking.landmarks.registry import create_backend
+
+    try:
+        backend = create_backend("dlib")
+    except BackendUnavailable as e:
+        pytest.skip(f"dlib backend not available: {e}")
+    yield backend
+    backend.close()
+
+
 def requires_cuda(reason: str = "needs a CUDA GPU"):
     return pytest.mark.skipif(not torch.cuda.is_available(), reason=f"{reason}; no CUDA device here")
 

@@ -8,27 +8,13 @@ transitions are left out of both sets.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from runtime.cli import main
-from tracking.landmarks.base import BackendUnavailable
 from tracking.params import expression_index
 from tracking.params_file import read_params
 
 CLOSED = list(range(0, 16)) + list(range(69, 78))
 OPEN = list(range(24, 64))
-
-
-@pytest.fixture(scope="module")
-def dlib_backend():
-    from tracking.landmarks.registry import create_backend
-
-    try:
-        backend = create_backend("dlib")
-    except BackendUnavailable as e:
-        pytest.skip(f"dlib backend not available: {e}")
-    yield backend
-    backend.close()
 
 
 def test_track_with_dlib_follows_the_mouth(shared_data, dlib_backend, tmp_path):

@@ -23,8 +23,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tracking.landmarks.base import BackendUnavailable
-from tracking.landmarks.registry import create_backend
 from tracking.params import expression_index
 from tracking.track_metrics import landmark_errors, window_jitter
 from tracking.tracker import detect_video, track_video
@@ -57,16 +55,6 @@ def first_seconds(shared_data):
             cache[name] = clip, track_video(clip)
         return cache[name]
     return get
-
-
-@pytest.fixture(scope="module")
-def dlib_backend():
-    try:
-        backend = create_backend("dlib")
-    except BackendUnavailable as e:
-        pytest.skip(f"accuracy against dlib not measured: {e}")
-    yield backend
-    backend.close()
 
 
 @pytest.mark.parametrize("name", VIDEOS)
