@@ -1,4 +1,4 @@
-"""The named profiles `cpu`, `tiny`, `small`, `full`: the one registry of model sizes and Gaussian-stage
+"""The named profiles `cpu`, `cpu-fast`, `tiny`, `small`, `full`: the one registry of model sizes and Gaussian-stage
 rates (avatar.config) with the mesh stage (seed 2.1) and the Gaussian stage's schedule (seed 2.2,
 avatar.train_config). Every command and library takes its profile names from `PROFILES`.
 
@@ -11,11 +11,12 @@ few thousand; the ratios between groups stay the reference's).
 3D Gaussian Splatting's rates on the Gaussians decaying to a tenth; a 128 px render and a
 residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and colours read
 from the frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage in a box that
-reaches the shoulders; every training frame.
+reaches the shoulders; every training frame. `cpu-fast` keeps all of that with narrower MLPs
+and fewer Gaussians, for live use at about 20 fps on two cores.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from avatar.config import ModelConfig, TrainingConfig
 from avatar.train_config import GaussianStageConfig, MeshStageConfig
@@ -36,25 +37,33 @@ class Profile:
         return self.training.resolution
 
 
+# Few Gaussians, a 128 px render sharpened x2 to 256 px, and rates for a run of thousands of
+# steps, not hundreds of thousands.
+_CPU = Profile(
+    "cpu",
+    ModelConfig(
+        name="cpu", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
+        exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
+        exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
+        blend_near=0.3, blend_far=0.5,  # as the mannequin's: where the blendshapes move points
+        num_points=10_000, num_mouth_points=500, sr_channels=4, sr_factor=2, sr_residual=True),
+    # The reference's rates are for 600k steps; these are 3D Gaussian Splatting's for a
+    # few thousand, on the Gaussians directly, with the networks at 1e-3.
+    TrainingConfig(lr_mlp=1e-3, lr_sr=1e-3, lr_position=2e-4, lr_feature=5e-3, lr_rotation=1e-3,
+                   lr_pose_offset=1e-4, lr_scale=5e-3, lr_opacity=2e-2, resolution=128),
+    MeshStageConfig(resolution=64, grid_resolution=28, box_margin=0.3, sdf_hidden=(64, 64), init_steps=200,
+                    steps=800, lr=3e-3, lr_landmarks=3e-4, lambda_sil=2.0),
+    GaussianStageConfig(steps=5000, lr_final=0.1, lambda_mask=1.0, deform_prior_steps=1500,
+                        color_init_frames=24, checkpoint_every=500, preview_every=1000, log_every=25))
+
 PROFILES: dict[str, Profile] = {
-    # Few Gaussians, a 128 px render sharpened x2 to 256 px, and rates for a run of thousands of
-    # steps, not hundreds of thousands.
-    "cpu": Profile(
-        "cpu",
-        ModelConfig(
-            name="cpu", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
-            exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
-            exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
-            blend_near=0.3, blend_far=0.5,  # as the mannequin's: where the blendshapes move points
-            num_points=10_000, num_mouth_points=500, sr_channels=4, sr_factor=2, sr_residual=True),
-        # The reference's rates are for 600k steps; these are 3D Gaussian Splatting's for a
-        # few thousand, on the Gaussians directly, with the networks at 1e-3.
-        TrainingConfig(lr_mlp=1e-3, lr_sr=1e-3, lr_position=2e-4, lr_feature=5e-3, lr_rotation=1e-3,
-                       lr_pose_offset=1e-4, lr_scale=5e-3, lr_opacity=2e-2, resolution=128),
-        MeshStageConfig(resolution=64, grid_resolution=28, box_margin=0.3, sdf_hidden=(64, 64), init_steps=200,
-                        steps=800, lr=3e-3, lr_landmarks=3e-4, lambda_sil=2.0),
-        GaussianStageConfig(steps=5000, lr_final=0.1, lambda_mask=1.0, deform_prior_steps=1500,
-                            color_init_frames=24, checkpoint_every=500, preview_every=1000, log_every=25)),
+    "cpu": _CPU,
+    # `cpu` with narrow MLPs and 6,300 Gaussians: about a third of its training time and a live
+    # frame rate near 20 fps on two cores, for 0.3 dB on d6 (BENCHMARKS.md).
+    "cpu-fast": replace(_CPU, name="cpu-fast", model=replace(
+        _CPU.model, name="cpu-fast", exp_color_hidden=(32,), pose_color_hidden=(16,), exp_attributes_hidden=(32,),
+        pose_attributes_hidden=(16,), exp_deform_hidden=(64, 64), pose_deform_hidden=(32,), num_points=6000,
+        num_mouth_points=300)),
     "tiny": Profile(
         "tiny",
         ModelConfig(

@@ -1,10 +1,11 @@
 """`splatcam train`: train an avatar from a prepared dataset (mesh stage, then Gaussian stage).
 
-    splatcam train --dataset DS --profile cpu|tiny|small|full --out AV [--raster cpu|gsplat]
+    splatcam train --dataset DS --profile cpu|cpu-fast|tiny|small|full --out AV [--raster cpu|gsplat]
                    [--steps N] [--mesh-steps N] [--restart]
 
 Profiles (avatar/profiles.py): `cpu` (the default) is the recipe for a 2-core CPU in under
-an hour (128 px render, 256 px output), `tiny` trains in minutes for trying the pipeline (64 ->
+an hour (128 px render, 256 px output), `cpu-fast` the same with smaller networks (faster to train
+and live, slightly blurrier), `tiny` trains in minutes for trying the pipeline (64 ->
 256, low quality), `small` takes CPU hours or GPU minutes (256 -> 1024), `full` is the reference
 (512 -> 2048, GPU). The avatar is written to AV at every checkpoint; resume state, the loss log (CSV,
 and TensorBoard when installed) and preview images go to AV.train/. Running the same command
