@@ -12,7 +12,7 @@ few thousand; the ratios between groups stay the reference's).
 residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and colours read
 from the frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage in a box that
 reaches the shoulders; every training frame. `cpu-fast` keeps all of that with narrower MLPs
-and fewer Gaussians, for live use at about 20 fps on two cores.
+and fewer Gaussians, for live use at 24-25 fps on two cores.
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ _CPU = Profile(
 
 PROFILES: dict[str, Profile] = {
     "cpu": _CPU,
-    # `cpu` with narrow MLPs and 6,300 Gaussians: about a third of its training time and a live
-    # frame rate near 20 fps on two cores, for 0.3 dB on d6 (BENCHMARKS.md).
+    # `cpu` with narrow MLPs and 6,300 Gaussians: d6 trains in 13 minutes instead of about 23 and
+    # runs live at 24-25 fps instead of 17-19 on two cores, for 0.3 dB (BENCHMARKS.md).
     "cpu-fast": replace(_CPU, name="cpu-fast", model=replace(
         _CPU.model, name="cpu-fast", exp_color_hidden=(32,), pose_color_hidden=(16,), exp_attributes_hidden=(32,),
         pose_attributes_hidden=(16,), exp_deform_hidden=(64, 64), pose_deform_hidden=(32,), num_points=6000,
