@@ -59,5 +59,5 @@ def test_mlp_skip_wiring_matches_manual_composition(dims, skip, final_tanh):
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of cpu, tiny, small, full"):
+    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of cpu, cpu-fast, tiny, small, full"):
         get_profile("huge")
