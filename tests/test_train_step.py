@@ -1,7 +1,5 @@
 """One Gaussian-stage step (avatar.train_gaussians.train_step): several frames per step average
 their gradients, they do not add them."""
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -36,7 +34,7 @@ def _stage_and_data(frames: int) -> tuple[GaussianStage, TrainingData]:
 
 def _gradients(frames_per_step: int) -> tuple[list[torch.Tensor], dict[str, float]]:
     stage, data = _stage_and_data(4)
-    config = replace(GaussianStageConfig(steps=1, lambda_mask=1.0, augment_zoom=1.0), frames_per_step=frames_per_step)
+    config = GaussianStageConfig(steps=1, frames_per_step=frames_per_step, lambda_mask=1.0, augment_zoom=1.0)
     losses = train_step(stage, data, micro_profile().render_resolution, config, "cpu", None)
     return [p.grad.clone() for p in stage.model.parameters() if p.grad is not None], losses
 
