@@ -5,7 +5,8 @@ Dataset folder (format "splatcam-dataset", version 1):
     DS/dataset.json   {"format", "version", "size", "fps", "source", "frames", "train", "heldout",
                        "dropped", "face_model_checksum" (sha256 of the ICT npz tracked with),
                        "fov_deg" (the tracker's assumed field of view), "crop": [x0, y0, side] in
-                       source pixels or null, and "cameras" (names) for multi-view data}
+                       source pixels or null, "pose_refinement" (see below) and "cameras" (names)
+                       for multi-view data}
     DS/frames.npz     per sample i (T samples):
                         expression (T, 53), rotation (T, 3), translation (T, 3)   head pose β, camera
                                                                                  space of `camera`
@@ -24,8 +25,10 @@ the tracked pose. Multi-view data gives one camera per view and the pose in the 
 `prepare_video` makes one from a video: the 3DMM tracker (one identity for the whole video, raw
 per-frame pose and expression), one square head crop for the whole video (fixed, so the camera is
 the same for every frame: the intrinsics stay exact and nothing jitters), MediaPipe selfie
-segmentation, compositing on white, resize, and the hold-out split. Frames without a face are
-dropped and counted.
+segmentation, compositing on white, resize, the hold-out split, and a photometric refinement of
+the head poses on the skin's texture (tracking/photometric_pose.py; `pose_refinement` in
+dataset.json holds its colour residual before and after, null when skipped). Frames without a
+face are dropped and counted.
 
 Multi-view input (`prepare_multiview`): a folder with `calibration.json`
 
@@ -277,7 +280,12 @@ def _save_sample(root: Path, i: int, rgb_white: np.ndarray, mask: np.ndarray) ->
     import cv2
 
     cv2.imwrite(str(root / "images" / f"{i:06d}.png"), cv2.cvtColor(rgb_white, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
+    cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), _mask_u8(mask))
+
+
+def _mask_u8(mask: np.ndarray) -> np.ndarray:
+    """A [0, 1] mask as the 8-bit image the dataset stores."""
+    return np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -290,11 +298,13 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 512, holdout: float = 0.1,
-                  max_frames: int | None = None, fov_deg: float | None = None,
+                  max_frames: int | None = None, fov_deg: float | None = None, refine_pose: bool = True,
                   progress: Callable[[Iterator, str, int], Iterator] | None = None) -> PrepareReport:
-    """Video -> dataset folder (see the module doc). `progress(iterable, label, total)` wraps loops."""
+    """Video -> dataset folder (see the module doc). `progress(iterable, label, total)` wraps loops.
+    `refine_pose`: refine the landmark poses photometrically (tracking/photometric_pose.py)."""
     from tracking.face_model import CanonicalLandmarks, load_face_model_data
     from tracking.fit_config import FitConfig
+    from tracking.photometric_pose import PhotometricConfig, refine_face_poses
     from tracking.tracker import TrackConfig, track_video
     from tracking.video_frames import open_video
 
@@ -333,6 +343,13 @@ def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 
         heldout=heldout_mask(len(keep), holdout),
         K=K[None], viewmat=np.eye(4, dtype=np.float32)[None], identity=identity)
     sample_of = {src: j for j, src in enumerate(keep)}
+    # The pose refinement reads every frame at up to its finest level, kept in memory at that
+    # size (256 px: 260 KB a frame) rather than read back from the written PNGs.
+    photometric = PhotometricConfig()
+    side = min(size, photometric.levels[-1])
+    photometric = PhotometricConfig(levels=tuple(sorted({min(s, side) for s in photometric.levels})))
+    small_rgb = np.zeros((len(keep) if refine_pose else 0, side, side, 3), np.uint8)
+    small_mask = np.zeros(small_rgb.shape[:3], np.uint8)
 
     def build(root: Path) -> dict:
         segmenter = Segmenter()
@@ -343,20 +360,31 @@ def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 
                 if j is None:
                     continue
                 mask = segmenter(frame.rgb)
-                white = composite_white(frame.rgb, mask)
-                _save_sample(root, j, _resize(crop_square(white, crop, 255), size),
-                             _resize(crop_square(mask, crop, 0.0), size))
+                rgb = _resize(crop_square(composite_white(frame.rgb, mask), crop, 255), size)
+                alpha = _resize(crop_square(mask, crop, 0.0), size)
+                _save_sample(root, j, rgb, alpha)
+                if refine_pose:
+                    small_rgb[j] = _resize(rgb, side)
+                    small_mask[j] = _resize(_mask_u8(alpha), side)
         finally:
             segmenter.close()
         missing = [j for j in range(len(keep)) if not (root / "images" / f"{j:06d}.png").is_file()]
         if missing:
             raise ValueError(f"{video}: frames changed between passes ({len(missing)} not decoded again)")
+        refinement = None
+        if refine_pose:
+            K_small = K.copy()
+            K_small[:2] *= side / size
+            result = refine_face_poses(small_rgb, small_mask, K_small, data, identity, expression, frames.rotation,
+                                       frames.translation, photometric, progress=wrap)
+            frames.rotation, frames.translation = result.rotation, result.translation
+            refinement = {"rms_before": round(result.rms_before, 5), "rms_after": round(result.rms_after, 5)}
         np.savez(root / "frames.npz", **vars(frames))
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": size, "fps": clip.fps,
                 "source": str(Path(video).resolve()), "frames": len(keep),
                 "train": int((~frames.heldout).sum()), "heldout": int(frames.heldout.sum()),
                 "dropped": dropped, "crop": list(crop), "face_model_checksum": data.checksum,
-                "fov_deg": fit.fov_deg}
+                "fov_deg": fit.fov_deg, "pose_refinement": refinement}
 
     _write_dataset(Path(out), build)
     return PrepareReport(len(keep), dropped, int((~frames.heldout).sum()), int(frames.heldout.sum()), crop)
