@@ -6,7 +6,7 @@ import torch
 
 from avatar.dataset import (crop_intrinsics, crop_square, heldout_mask, load_dataset, pose_to_world,
                             prepare_multiview, prepare_video, stable_crop)
-from core.rotations import axis_angle_to_matrix
+from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 
 def _project(K, p):
@@ -91,6 +91,15 @@ def test_prepare_a_few_frames_of_a_real_video(shared_data, tmp_path):
     # The photometric pass ran and made the skin's colours agree better across frames.
     refinement = ds.meta["pose_refinement"]
     assert refinement["rms_after"] < refinement["rms_before"]
+    # Without it the landmark poses stay, and the refinement had only corrected them by degrees.
+    prepare_video(shared_data / "video" / "d0.mp4", tmp_path / "plain", size=64, holdout=0.25, max_frames=8,
+                  refine_pose=False)
+    plain = load_dataset(tmp_path / "plain")
+    assert plain.meta["pose_refinement"] is None
+    relative = axis_angle_to_matrix(torch.tensor(f.rotation)) @ axis_angle_to_matrix(
+        torch.tensor(plain.frames.rotation)).transpose(1, 2)
+    turn = np.degrees(matrix_to_axis_angle(relative).norm(dim=1).numpy())
+    assert 0 < turn.max() < 5, turn
     # No half-written outputs on failure: a bad holdout fails before anything is written.
     with pytest.raises(ValueError):
         prepare_video(shared_data / "video" / "d0.mp4", tmp_path / "bad", holdout=1.5, max_frames=2)

@@ -1,19 +1,20 @@
 """Photometric refinement of a video's tracked head poses: a second tracking pass over all frames.
 
 Why: 2D landmarks pin the features' outline but leave the head's pitch and depth loosely
-determined, and the error is slow (smoothing does not remove it). An avatar trained on such
-poses disagrees with its held-out frames by up to 3 degrees of pitch, which costs about 2 dB
-(BENCHMARKS.md). The skin of the forehead, nose and cheekbones barely moves with expression, and
-its texture pins the pose far better than its outline does.
+determined, and they jitter from frame to frame. The skin of the forehead, nose and cheekbones
+barely moves with expression, and its texture pins the pose far better than its outline does.
+On d6 an avatar trained on the refined poses fits its training frames 1.4 dB better
+(BENCHMARKS.md, "Third round").
 
 How: the rigid points of the fitted ICT face (vertices that no blendshape moves by more than
 `rigid_cm`) get one colour each, the median over frames of the image at their projection. Each
 frame's rigid pose is then refined so that its image matches those colours, by Gauss-Newton on
 (rotation about the head's origin, translation, a per-channel gain and bias for exposure), with
 robust (Huber) weights, a light ridge towards the landmark pose, and only points that face the
-camera inside the person's mask. Coarse to fine: each level halves the blur; the colours are
-re-read at every level, so pose and texture settle together. The landmark fit stays the start
-and the anchor; expressions are not changed.
+camera inside the person's mask (self-occlusion is not modelled: for the small turns of a
+person facing a camera, facing away is what hides skin). Coarse to fine, the colours re-read at
+every level, so pose and texture settle together. The landmark fit stays the start and the
+anchor; expressions are not changed.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
 
     def progress(iterable, label, total):
-        return tqdm(iterable, desc=label, total=total or None, unit="frame")
+        return tqdm(iterable, desc=label, total=total or None, unit="step" if label == "photometric pose" else "frame")
 
     if source.is_dir():
         report = dataset.prepare_multiview(source, args.out, size=args.size, holdout=args.holdout,
