@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from core.rotations import axis_angle_to_matrix
-from tracking.photometric_pose import (PhotometricConfig, apply_step, linearize, project, refine_poses,
-                                       with_gradients)
+from tracking.photometric_pose import PhotometricConfig, apply_step, linearize, project, refine_poses
 
 
 def _smooth_images(rng: np.random.Generator, count: int, side: int) -> torch.Tensor:
@@ -24,7 +23,7 @@ def _smooth_images(rng: np.random.Generator, count: int, side: int) -> torch.Ten
 def test_jacobian_matches_central_differences():
     rng = np.random.default_rng(3)
     B, P, side = 3, 200, 96
-    maps = with_gradients(_smooth_images(rng, B, side))
+    maps = _smooth_images(rng, B, side)
     mask = torch.ones(B, 1, side, side)
     intr = (110.0, 105.0, 47.0, 49.0)
     points = torch.as_tensor(rng.normal(0, 0.3, (B, P, 3)), dtype=torch.float32)
