@@ -74,7 +74,8 @@ def test_load_dataset_rejects_non_datasets(tmp_path):
 
 def test_prepare_a_few_frames_of_a_real_video(shared_data, tmp_path):
     out = tmp_path / "ds"
-    report = prepare_video(shared_data / "video" / "d0.mp4", out, size=64, holdout=0.25, max_frames=8)
+    report = prepare_video(shared_data / "video" / "d0.mp4", out, size=64, holdout=0.25, max_frames=8,
+                           refine_pose=True)
     ds = load_dataset(out)
     assert report.frames + report.dropped == 8 and ds.frames.count == report.frames
     assert ds.heldout_indices.tolist() == list(range(report.frames - 2, report.frames))
@@ -91,9 +92,8 @@ def test_prepare_a_few_frames_of_a_real_video(shared_data, tmp_path):
     # The photometric pass ran and made the skin's colours agree better across frames.
     refinement = ds.meta["pose_refinement"]
     assert refinement["rms_after"] < refinement["rms_before"]
-    # Without it the landmark poses stay, and the refinement had only corrected them by degrees.
-    prepare_video(shared_data / "video" / "d0.mp4", tmp_path / "plain", size=64, holdout=0.25, max_frames=8,
-                  refine_pose=False)
+    # By default the landmark poses stay; the refinement corrects them by degrees, not more.
+    prepare_video(shared_data / "video" / "d0.mp4", tmp_path / "plain", size=64, holdout=0.25, max_frames=8)
     plain = load_dataset(tmp_path / "plain")
     assert plain.meta["pose_refinement"] is None
     relative = axis_angle_to_matrix(torch.tensor(f.rotation)) @ axis_angle_to_matrix(

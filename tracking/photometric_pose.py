@@ -3,8 +3,9 @@
 Why: 2D landmarks pin the features' outline but leave the head's pitch and depth loosely
 determined, and they jitter from frame to frame. The skin of the forehead, nose and cheekbones
 barely moves with expression, and its texture pins the pose far better than its outline does.
-On d6 an avatar trained on the refined poses fits its training frames 1.4 dB better
-(BENCHMARKS.md, "Third round").
+On d6 an avatar trained on the refined poses fits its training frames 1.4 dB better, though
+its held-out frames do not score higher (BENCHMARKS.md, "Third round"), so `prepare` runs it
+only on request (--pose-refine).
 
 How: the rigid points of the fitted ICT face (vertices that no blendshape moves by more than
 `rigid_cm`) get one colour each, the median over frames of the image at their projection. Each

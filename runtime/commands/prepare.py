@@ -1,14 +1,15 @@
 """`splatcam prepare`: a video of a person to a training dataset folder.
 
     splatcam prepare VIDEO --out DS [--size 512] [--holdout 0.1] [--max-frames N] [--fov 60]
-                     [--no-pose-refine]
+                     [--pose-refine]
     splatcam prepare VIEWS_DIR --out DS [--size 512] [--holdout 0.1]     (multi-view, see below)
 
 Tracks the face (one ICT identity for the whole video, pose and expression per frame), crops one
 stable square around the head for the whole video, removes the background (MediaPipe selfie
-segmentation) and composites on white, resizes to --size, holds out the last --holdout fraction
-of frames for evaluation, and refines every frame's head pose on the texture of the skin
-(about 2 minutes for 1,000 frames on 2 cores; --no-pose-refine keeps the landmark poses).
+segmentation) and composites on white, resizes to --size, and holds out the last --holdout
+fraction of frames for evaluation. --pose-refine also refines every frame's head pose on the
+texture of the skin: the avatar then fits its training frames better, but held-out frames did
+not score higher in the measurements so far (BENCHMARKS.md, "Third round").
 Frames without a face are dropped and counted. The folder format is documented in
 avatar/dataset.py; a folder with `calibration.json` is read as multi-view data (format in the
 same place).
@@ -28,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of frames held out at the end (default 0.1)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--fov", type=float, default=None, help="assumed diagonal field of view, degrees (default 60)")
-    p.add_argument("--no-pose-refine", dest="refine_pose", action="store_false",
-                   help="keep the landmark fit's head poses (skip the photometric refinement)")
+    p.add_argument("--pose-refine", dest="refine_pose", action="store_true",
+                   help="refine the landmark fit's head poses on the skin's texture (a few minutes more)")
     p.set_defaults(func=run)
 
 
