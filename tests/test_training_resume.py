@@ -96,6 +96,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert main(["evaluate", "--avatar", str(tmp_path / "nope"), "--dataset", str(tmp_path)]) == 2
     assert main(["prepare", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "ds")]) == 2
     assert not (tmp_path / "ds").exists()
+    capsys.readouterr()
+    assert main(["prepare", str(tmp_path), "--pose-refine", "--out", str(tmp_path / "ds")]) == 2
+    assert "single video" in capsys.readouterr().err and not (tmp_path / "ds").exists()
 
 
 def test_resuming_with_another_profile_is_refused(micro_dataset, tmp_path):

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return tqdm(iterable, desc=label, total=total or None, unit="step" if label == "photometric pose" else "frame")
 
     if source.is_dir():
+        if args.refine_pose:
+            raise ValueError("--pose-refine works on a single video, not on multi-view folders")
         report = dataset.prepare_multiview(source, args.out, size=args.size, holdout=args.holdout,
                                            max_frames=args.max_frames, progress=progress)
     else:
