@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.rotations import axis_angle_to_matrix
+from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from tracking.photometric_pose import PhotometricConfig, apply_step, linearize, project, refine_poses
 
 
@@ -97,7 +97,7 @@ def test_refinement_recovers_known_poses_of_a_textured_sphere():
     d_rot = rng.normal(0, np.radians(2.0), (T, 3))
     d_t = rng.normal(0, 0.08, (T, 3))
     start_R = axis_angle_to_matrix(torch.as_tensor(d_rot - d_rot.mean(0))).numpy() @ R_true
-    start_rot = np.stack([_rotvec(m) for m in start_R])
+    start_rot = matrix_to_axis_angle(torch.as_tensor(start_R)).numpy()
     start_t = true_t + d_t - d_t.mean(0)
     points = np.repeat(_fibonacci_cap(600)[None], T, 0)
     normals = points[0].copy()
@@ -113,11 +113,6 @@ def test_refinement_recovers_known_poses_of_a_textured_sphere():
     assert before > 2.0, before
     assert after < 0.25 * before and after < 0.9, (before, after)
     assert result.rms_after < result.rms_before
-
-
-def _rotvec(m: np.ndarray) -> np.ndarray:
-    from core.rotations import matrix_to_axis_angle
-    return matrix_to_axis_angle(torch.as_tensor(m)).numpy()
 
 
 def _reprojection_px(points, rot, t, true_rot, true_t, K) -> float:

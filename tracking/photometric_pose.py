@@ -200,17 +200,18 @@ def refine_poses(images: np.ndarray, masks: np.ndarray, K: np.ndarray, points: n
     affine = torch.zeros(t_count, 6)  # per-channel gain - 1 and bias
     chunks = [slice(i, min(i + config.chunk, t_count)) for i in range(0, t_count, config.chunk)]
     finest = config.levels[-1]
-    rms_before = _rms(frames, R, t, affine, _texture(frames, R, t, affine, chunks, finest, config), chunks, finest,
-                      config)
-    steps = [(side, i) for side in config.levels for i in range(config.iterations)]
+    rms_before = _rms(frames, R, t, affine, chunks, finest, config)
+    # Within a level the texture is fixed and the chunks are independent, so each chunk's images
+    # are built once per level and take all of that level's steps.
+    steps = [(side, k, idx) for side in config.levels for k, idx in enumerate(chunks)]
     texture = None
-    for side, i in wrap(iter(steps), "photometric pose", len(steps)):
-        if i == 0:  # texture and poses settle together: each level re-reads the colours at the poses so far
+    for side, k, idx in wrap(iter(steps), "photometric pose", len(steps)):
+        if k == 0:  # texture and poses settle together: each level re-reads the colours at the poses so far
             texture = _texture(frames, R, t, affine, chunks, side, config)
-        for idx in chunks:
-            _gauss_newton_step(frames, idx, R, t, R0, t0, affine, texture, side, config)
-    rms_after = _rms(frames, R, t, affine, _texture(frames, R, t, affine, chunks, finest, config), chunks, finest,
-                     config)
+        maps, mask = frames.level(idx, side)
+        for _ in range(config.iterations):
+            _gauss_newton_step(frames, idx, maps, mask, R, t, R0, t0, affine, texture, config)
+    rms_after = _rms(frames, R, t, affine, chunks, finest, config)
     log.info("photometric pose: colour residual %.4f -> %.4f over %d rigid points", rms_before, rms_after,
              points.shape[1])
     return PhotometricResult(matrix_to_axis_angle(R).numpy().astype(np.float32), t.numpy().astype(np.float32),
@@ -233,9 +234,11 @@ def _texture(frames: _Frames, R: torch.Tensor, t: torch.Tensor, affine: torch.Te
     return torch.nan_to_num(tex, nan=0.5)
 
 
-def _rms(frames: _Frames, R: torch.Tensor, t: torch.Tensor, affine: torch.Tensor, texture: torch.Tensor,
-         chunks: list[slice], side: int, config: PhotometricConfig) -> float:
-    """Root mean square colour residual over the visible rigid points of all frames, at one level."""
+def _rms(frames: _Frames, R: torch.Tensor, t: torch.Tensor, affine: torch.Tensor, chunks: list[slice], side: int,
+         config: PhotometricConfig) -> float:
+    """Root mean square colour residual over the visible rigid points of all frames, at one level,
+    against the texture read at these poses."""
+    texture = _texture(frames, R, t, affine, chunks, side, config)
     total = count = 0.0
     for idx in chunks:
         maps, mask = frames.level(idx, side)
@@ -294,12 +297,12 @@ def _robust(residual: torch.Tensor, visible: torch.Tensor, huber: float) -> tupl
     return (rho * visible[..., None]).sum((1, 2)) / norm, irls / norm[:, None, None]
 
 
-def _gauss_newton_step(frames: _Frames, idx: slice, R: torch.Tensor, t: torch.Tensor, R0: torch.Tensor,
-                       t0: torch.Tensor, affine: torch.Tensor, texture: torch.Tensor, side: int,
-                       config: PhotometricConfig) -> None:
-    """One damped Gauss-Newton step on frames idx, in place; a frame keeps its pose unless its cost drops."""
-    maps, mask = frames.level(idx, side)
-    intr = frames.intrinsics(side)
+def _gauss_newton_step(frames: _Frames, idx: slice, maps: torch.Tensor, mask: torch.Tensor, R: torch.Tensor,
+                       t: torch.Tensor, R0: torch.Tensor, t0: torch.Tensor, affine: torch.Tensor,
+                       texture: torch.Tensor, config: PhotometricConfig) -> None:
+    """One damped Gauss-Newton step on frames idx (their level images `maps`, `mask`), in place; a
+    frame keeps its pose unless its cost drops."""
+    intr = frames.intrinsics(maps.shape[-1])
     B = R[idx].shape[0]
     ridge_diag = torch.tensor([config.ridge_rotation] * 3 + [config.ridge_translation] * 3 + [0.0] * 6)
 
