@@ -1,7 +1,8 @@
 """Gaussian initialisation from the mesh stage (seed 2.1 -> 2.2).
 
 Positions: `num_points` points sampled uniformly (by area) on the extracted neutral DMTet mesh,
-plus the reference's extra points in a box around the mouth (GaussianHeadModel.from_points).
+any `extra_points` the caller adds (training's eyelid points, avatar.face_model_prior), plus the
+reference's extra points in a box around the mouth (GaussianHeadModel.from_points).
 Features F0: the geometry MLP's feature at each point (the same pre-tanh feature the mesh stage
 coloured its vertices with), zeros for the mouth points. P0: the mesh stage's optimised
 landmarks. The deformation and colour MLPs are inherited as they are ("deformation and color
@@ -34,13 +35,16 @@ def sample_surface(mesh: Mesh, count: int, generator: torch.Generator) -> torch.
     return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
 
 
-def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int = 0) -> GaussianHeadModel:
+def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int = 0,
+                             extra_points: torch.Tensor | None = None) -> GaussianHeadModel:
     if config.mlp_dims() != mesh_head.head.config.mlp_dims():
         raise ValueError("the mesh stage was trained with other MLP sizes; its MLPs cannot be inherited")
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         mesh, _ = mesh_head.neutral_mesh()
         points = sample_surface(mesh, config.num_points, gen)
+        if extra_points is not None:
+            points = torch.cat([points, extra_points.to(points.dtype)])
         features = mesh_head.geometry_at(points)[2]
         model = GaussianHeadModel.from_points(config, points, mesh_head.head.landmarks.detach(),
                                               features=features, seed=seed)

@@ -9,10 +9,12 @@ few thousand; the ratios between groups stay the reference's).
 
 `cpu`, the recipe for a 2-core CPU in under an hour (BENCHMARKS.md has each choice's effect):
 3D Gaussian Splatting's rates on the Gaussians decaying to a tenth; a 128 px render and a
-residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and colours read
-from the frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage in a box that
-reaches the shoulders; every training frame. `cpu-fast` keeps all of that with narrower MLPs
-and fewer Gaussians, for live use at 24-25 fps on two cores.
+residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and kept near
+them (weakly) for expressions the video rarely shows, 300 Gaussians on the eyelids so that
+blinks have something to move, colours read from the frames (avatar.face_model_prior); a mask
+loss on the outline; a mesh stage in a box that reaches the shoulders; every training frame.
+`cpu-fast` keeps all of that with narrower MLPs and fewer Gaussians, for live use at 24-25 fps on
+two cores.
 """
 from __future__ import annotations
 
@@ -53,8 +55,9 @@ _CPU = Profile(
                    lr_pose_offset=1e-4, lr_scale=5e-3, lr_opacity=2e-2, resolution=128),
     MeshStageConfig(resolution=64, grid_resolution=28, box_margin=0.3, sdf_hidden=(64, 64), init_steps=200,
                     steps=800, lr=3e-3, lr_landmarks=3e-4, lambda_sil=2.0),
-    GaussianStageConfig(steps=5000, lr_final=0.1, lambda_mask=1.0, deform_prior_steps=1500,
-                        color_init_frames=24, checkpoint_every=500, preview_every=1000, log_every=25))
+    GaussianStageConfig(steps=5000, lr_final=0.1, lambda_mask=1.0, deform_prior_steps=1500, eyelid_points=300,
+                        lambda_deform_prior=0.03, color_init_frames=24, checkpoint_every=500, preview_every=1000,
+                        log_every=25))
 
 PROFILES: dict[str, Profile] = {
     "cpu": _CPU,

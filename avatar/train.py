@@ -33,9 +33,9 @@ from avatar.backend_device import backend_device
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar, AvatarMetadata, save_avatar
 from avatar.dataset import Dataset, load_dataset
-from avatar.deformation_fit import fit_expression_deformation, random_expressions
+from avatar.deformation_fit import DeformationPriorLoss, fit_expression_deformation, random_expressions
 from avatar.evaluation import evaluate_renders
-from avatar.face_model_prior import face_model_target, sample_colors
+from avatar.face_model_prior import FaceModelTarget, eyelid_points, face_model_target, sample_colors
 from avatar.gaussian_init import fit_colors, gaussians_from_mesh_head
 from avatar.head_model import GaussianHeadModel
 from avatar.losses import load_vgg16_features
@@ -194,7 +194,7 @@ def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, res
 
 
 def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: TrainingData, profile: Profile,
-                         seed: int, wrap: Progress) -> None:
+                         seed: int, wrap: Progress, target: FaceModelTarget | None) -> None:
     """The profile's optional starts (avatar.face_model_prior): f_def^exp from the tracked 3DMM's
     blendshapes, then each Gaussian's colour from the training frames it is seen in."""
     cfg = profile.gaussian
@@ -203,8 +203,6 @@ def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: Trai
         for mlp in model.pose_shape_mlps():
             mlp.zero_output()
     if cfg.deform_prior_steps > 0:
-        target = face_model_target(model.positions, dataset.frames.identity)
-
         def expressions(count: int, gen: torch.Generator) -> torch.Tensor:
             # Half the tracked expressions (what training will see), half random ones (what other
             # drivers may do).
@@ -281,9 +279,15 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     # Gaussian stage (seed 2.2).
     torch.manual_seed(options.seed)
     resumed = not options.restart and has_state(work)
-    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed)
+    cfg = profile.gaussian
+    eyelids = eyelid_points(dataset.frames.identity, cfg.eyelid_points, torch.Generator().manual_seed(options.seed)) \
+        if cfg.eyelid_points > 0 else None
+    model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed, extra_points=eyelids)
+    # Built from the Gaussians' starting positions, the same whether the run starts or resumes.
+    target = face_model_target(model.positions, dataset.frames.identity) \
+        if cfg.deform_prior_steps > 0 or cfg.lambda_deform_prior > 0 else None
     if not resumed:
-        initialise_from_data(model, dataset, train, profile, options.seed, wrap)
+        initialise_from_data(model, dataset, train, profile, options.seed, wrap, target)
     model = model.to(device)
     sr = SuperResolution.from_config(profile.model)
     if not sr.residual:
@@ -295,6 +299,8 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     sr = sr.to(device)
     stage = GaussianStage.create(model, sr, len(train), profile.training, profile.gaussian.lr_scale,
                                  seed=options.seed + rank)
+    if cfg.lambda_deform_prior > 0:
+        stage.deform_prior = DeformationPriorLoss(target)
     extra = load_state(stage, work) if resumed else {}
     if world > 1:
         # Every rank starts from rank 0's parameters and P0 (mesh stages on different ranks may
@@ -308,7 +314,6 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     vgg = load_vgg16_features() if profile.gaussian.lambda_vgg > 0 else None
     if vgg is not None:
         vgg.to(device)
-    cfg = profile.gaussian
     gaussian_seconds = float(extra.get("gaussian_seconds", 0.0))
     log = _LossLog(work) if main else None
     previews = [(train, 0)] + ([(heldout, len(heldout) - 1)] if heldout is not None else [])

@@ -34,6 +34,10 @@ class GaussianStageConfig:
     deform_prior_steps: int = 0  # fit f_def^exp to the tracked 3DMM's blendshapes
     deform_prior_batch: int = 2048
     deform_prior_lr: float = 5e-3
+    eyelid_points: int = 0  # extra Gaussians on the tracked 3DMM's eyelids
+    # Kept during training: λ times the f_def^exp fit's loss on `deform_prior_batch` points for
+    # random expressions, so that motions the video rarely shows (a full blink) stay the 3DMM's.
+    lambda_deform_prior: float = 0.0
     color_init_frames: int = 0  # training frames the Gaussians' colours are read from
     color_init_steps: int = 300  # fitting F0 and the colour MLPs to those colours
     lambda_vgg: float = 0.1

@@ -6,11 +6,12 @@ through the one render path (avatar.render_pipeline), upsamples it with the SR C
 SR factor, 4 in the reference), and minimises
     L1(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr L1(I_lr, gt) + λ_mask L1(alpha, mask)
 (avatar.losses), I_lr being the first three channels; the mask term is not the seed's (0 in the
-reference profiles). Adam with one group per parameter kind at the profile's rates (times its
-lr_scale), decayed exponentially to `lr_final` of themselves by the last step. Augmentation: a
-random zoom z in [1, augment_zoom] with a random crop, done exactly through the camera (focal x
-z, principal point shifted) and an integer crop of the ground truth and mask resized back to fR,
-so the render stays pixel-aligned with its target.
+reference profiles), nor is λ_prior times the f_def^exp fit's loss against the 3DMM's
+blendshapes (avatar.deformation_fit) on random expressions. Adam with one group per parameter
+kind at the profile's rates (times its lr_scale), decayed exponentially to `lr_final` of
+themselves by the last step. Augmentation: a random zoom z in [1, augment_zoom] with a random
+crop, done exactly through the camera (focal x z, principal point shifted) and an integer crop of
+the ground truth and mask resized back to fR, so the render stays pixel-aligned with its target.
 
 The whole training state (parameters, Adam moments, pose refinements, step, random generator)
 is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from
@@ -37,6 +38,7 @@ from torch.nn import functional as F
 
 from avatar.camera import Camera
 from avatar.config import TrainingConfig
+from avatar.deformation_fit import DeformationPriorLoss, random_expressions
 from avatar.head_model import GaussianHeadModel
 from avatar.losses import VGGFeatures, gaussian_stage_loss, l1
 from avatar.render_pipeline import ModuleStages, RenderPipeline
@@ -75,6 +77,7 @@ class GaussianStage:
     optimizer: torch.optim.Adam
     generator: torch.Generator  # frame choice and augmentation
     step: int = 0
+    deform_prior: DeformationPriorLoss | None = None  # with config.lambda_deform_prior
 
     @classmethod
     def create(cls, model: GaussianHeadModel, sr: SuperResolution, num_frames: int, training: TrainingConfig,
@@ -168,6 +171,12 @@ def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config
         (total / frames).backward()
         for k, v in {"total": float(total.detach()), **terms}.items():
             sums[k] = sums.get(k, 0.0) + v / frames
+    if stage.deform_prior is not None and config.lambda_deform_prior > 0:
+        groups = 16
+        prior, _ = stage.deform_prior(stage.model, random_expressions(groups, stage.generator),
+                                      config.deform_prior_batch // groups, stage.generator)
+        (config.lambda_deform_prior * prior).backward()
+        sums["prior"] = float(prior.detach())
     if world > 1:
         for p in stage.parameters():
             if p.grad is None:

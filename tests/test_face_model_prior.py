@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from avatar.camera import Camera
 from avatar.deformation_fit import fit_expression_deformation, random_expressions
-from avatar.face_model_prior import FOLLOW_FAR, face_model_target, sample_colors
+from avatar.face_model_prior import EYELID_JITTER, FOLLOW_FAR, eyelid_points, face_model_target, sample_colors
 from avatar.gaussians import GaussianSet
 from avatar.head_model import GaussianHeadModel
 from avatar.profiles import get_profile
@@ -17,6 +17,7 @@ from avatar.recording_alignment import aligned_poses, kabsch, recording_alignmen
 from avatar.training_data import TrainingData
 from core.rotations import axis_angle_to_matrix
 from tracking.face_model import FaceModel, load_face_model_data
+from tracking.params import EXPRESSION_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,27 @@ def test_aligned_poses_put_the_avatar_where_the_other_head_was(face_data):
     expected = posed(heads[1], pose).numpy() - residual @ axis_angle_to_matrix(new[:, :3])[0].numpy().T
     assert np.abs(moved.numpy() - expected).max() < 1e-5
     assert np.allclose(aligned_poses(pose, (np.eye(3), np.zeros(3))), pose)
+
+
+def test_eyelid_points_sit_on_the_lids_and_close_with_a_blink(face_data):
+    """The extra eyelid Gaussians lie on the identity's lid surface (within their jitter), and the
+    3DMM's blink moves each of them by a good part of the lids' largest blink motion, while a jaw
+    opening leaves them almost still."""
+    rng = np.random.default_rng(1)
+    identity = rng.normal(0, 1, 100).astype(np.float32)
+    points = eyelid_points(identity, 300, torch.Generator().manual_seed(0), face_data)
+    assert points.shape == (300, 3)
+    with torch.no_grad():
+        rest = FaceModel.from_data(face_data).vertices(torch.as_tensor(identity)[None], torch.zeros(1, 53))[0]
+    nearest = torch.cdist(points, rest).min(1).values
+    assert float(nearest.max()) < 5 * EYELID_JITTER
+    target = face_model_target(points, identity, face_data)
+    names = list(EXPRESSION_NAMES)
+    blink, jaw = torch.zeros(1, 53), torch.zeros(1, 53)
+    blink[0, [names.index("eyeBlink_L"), names.index("eyeBlink_R")]] = 1.0
+    jaw[0, names.index("jawOpen")] = 1.0
+    largest = float(np.linalg.norm(face_data.expression_basis[[names.index("eyeBlink_L"),
+                                                               names.index("eyeBlink_R")]], axis=-1).max())
+    moved = (target.deformed(blink)[0] - points).norm(dim=-1)
+    assert float(moved.median()) > 0.3 * largest
+    assert float((target.deformed(jaw)[0] - points).norm(dim=-1).median()) < 0.1 * float(moved.median())
