@@ -61,8 +61,9 @@ _CPU = Profile(
 
 PROFILES: dict[str, Profile] = {
     "cpu": _CPU,
-    # `cpu` with narrow MLPs and 6,300 Gaussians: d6 trains in 13 minutes instead of about 23 and
-    # runs live at 24-25 fps instead of 17-19 on two cores, for 0.3 dB (BENCHMARKS.md).
+    # `cpu` with narrow MLPs and 6,600 Gaussians (300 of them on the eyelids): d6 trains in 13
+    # minutes instead of about 23 and ran live at 24-25 fps instead of 17-19 on two cores, for
+    # 0.3 dB (BENCHMARKS.md; measured before the eyelid Gaussians, which cost 0.4 fps).
     "cpu-fast": replace(_CPU, name="cpu-fast", model=replace(
         _CPU.model, name="cpu-fast", exp_color_hidden=(32,), pose_color_hidden=(16,), exp_attributes_hidden=(32,),
         pose_attributes_hidden=(16,), exp_deform_hidden=(64, 64), pose_deform_hidden=(32,), num_points=6000,
