@@ -54,15 +54,20 @@ class FaceModelTarget:
         return rest[index] + torch.einsum("bk,bmkc->bmc", e, basis)
 
 
+def _followed_rest(identity: np.ndarray, data: FaceModelData) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (V,), rest positions (V, 3)) of the FOLLOWED_REGIONS vertices of the identity's mesh."""
+    ids = np.concatenate([np.arange(data.region(r).start, data.region(r).stop) for r in FOLLOWED_REGIONS])
+    with torch.no_grad():
+        rest = FaceModel.from_data(data).vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
+                                                  torch.zeros(1, N_EXPRESSION))[0].numpy()[ids]
+    return ids, rest
+
+
 def face_model_target(points: torch.Tensor, identity: np.ndarray, data: FaceModelData | None = None
                       ) -> FaceModelTarget:
     """The blendshape motion each of `points` (N, 3) canonical inherits from the identity's mesh."""
     data = load_face_model_data() if data is None else data
-    ids = np.concatenate([np.arange(data.region(r).start, data.region(r).stop) for r in FOLLOWED_REGIONS])
-    model = FaceModel.from_data(data)
-    with torch.no_grad():
-        rest = model.vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
-                              torch.zeros(1, N_EXPRESSION))[0].numpy()[ids]
+    ids, rest = _followed_rest(identity, data)
     pts = points.detach().cpu().numpy().astype(np.float32)
     distance, nearest = cKDTree(rest).query(pts)
     weight = np.clip((FOLLOW_FAR - distance) / (FOLLOW_FAR - FOLLOW_NEAR), 0.0, 1.0).astype(np.float32)
@@ -80,16 +85,12 @@ def eyelid_points(identity: np.ndarray, count: int, generator: torch.Generator,
     """`count` canonical points (count, 3) on the identity's eyelids at rest: the vertices the
     eyeBlink blendshapes move, drawn with replacement and jittered by EYELID_JITTER."""
     data = load_face_model_data() if data is None else data
-    ids = np.concatenate([np.arange(data.region(r).start, data.region(r).stop) for r in FOLLOWED_REGIONS])
+    ids, rest = _followed_rest(identity, data)
     blink = [EXPRESSION_NAMES.index(name) for name in BLINK_CHANNELS]
     motion = np.linalg.norm(data.expression_basis[blink][:, ids], axis=-1).max(0)
-    lids = ids[motion >= EYELID_SHARE * motion.max()]
-    model = FaceModel.from_data(data)
-    with torch.no_grad():
-        rest = model.vertices(torch.as_tensor(identity, dtype=torch.float32)[None],
-                              torch.zeros(1, N_EXPRESSION))[0][torch.as_tensor(lids)]
+    lids = torch.as_tensor(rest[motion >= EYELID_SHARE * motion.max()])
     pick = torch.randint(len(lids), (count,), generator=generator)
-    return rest[pick] + EYELID_JITTER * torch.randn(count, 3, generator=generator)
+    return lids[pick] + EYELID_JITTER * torch.randn(count, 3, generator=generator)
 
 
 def sample_colors(gaussians: list[GaussianSet], data: TrainingData, frames: list[int], resolution: int

@@ -46,6 +46,7 @@ from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_
                                     train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
 from core.atomic import atomic_file
+from tracking.face_model import load_face_model_data
 
 Progress = Callable[[Iterator, str, int], Iterator]
 logger = logging.getLogger(__name__)
@@ -280,12 +281,13 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     torch.manual_seed(options.seed)
     resumed = not options.restart and has_state(work)
     cfg = profile.gaussian
-    eyelids = eyelid_points(dataset.frames.identity, cfg.eyelid_points, torch.Generator().manual_seed(options.seed)) \
-        if cfg.eyelid_points > 0 else None
+    wants_target = cfg.deform_prior_steps > 0 or cfg.lambda_deform_prior > 0
+    face_data = load_face_model_data() if wants_target or cfg.eyelid_points > 0 else None
+    eyelids = eyelid_points(dataset.frames.identity, cfg.eyelid_points, torch.Generator().manual_seed(options.seed),
+                            face_data) if cfg.eyelid_points > 0 else None
     model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed, extra_points=eyelids)
     # Built from the Gaussians' starting positions, the same whether the run starts or resumes.
-    target = face_model_target(model.positions, dataset.frames.identity) \
-        if cfg.deform_prior_steps > 0 or cfg.lambda_deform_prior > 0 else None
+    target = face_model_target(model.positions, dataset.frames.identity, face_data) if wants_target else None
     if not resumed:
         initialise_from_data(model, dataset, train, profile, options.seed, wrap, target)
     model = model.to(device)
