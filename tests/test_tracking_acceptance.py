@@ -14,8 +14,10 @@ Semantics, on frames picked by looking at them (frame indices from 0):
 - d18 (man opening his mouth wide): open 72, 80, 88, 125, 135, 145, 150; closed 10, 40, 60, 100,
   108, 160, 175, 200.
 - d12 (man with glasses, very wide mouth): open 122, 126, 172, 180; closed 0, 100, 144.
-- d14 (woman blinking): both eyes closed in 16-20, 51-52, 66 and 94; half closed at 79 (a
-  squint while looking sideways, so neither "closed" nor "open" is asserted there); open elsewhere.
+- d14 (woman blinking): both eyes closed in 16-20, 51-52, 66 and 94 (blink weight 0.8 or more);
+  half closed at 79 (a squint while looking sideways, so neither "closed" nor "open" is asserted
+  there); open elsewhere (under 0.45: the blink weight follows the lid gap, tracking/eye_opening.py,
+  and a lid that hangs lower between blinks reads up to about 0.35).
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ def test_blinks_peak_at_the_blinks(tracked, channel):
     near = np.zeros(len(blink), bool)
     for a, b in BLINKS:
         near[max(0, a - 2): b + 3] = True
-        assert blink[a - 1: b + 2].max() >= 0.35, (a, b, blink[a - 1: b + 2])
+        assert blink[a - 1: b + 2].max() >= 0.8, (a, b, blink[a - 1: b + 2])
     for i in HALF_CLOSED:
         near[i - 1: i + 2] = True
-    assert blink[~near].max() < 0.2, np.flatnonzero(blink >= 0.2)
+    assert blink[~near].max() < 0.45, np.flatnonzero(blink >= 0.45)

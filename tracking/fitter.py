@@ -121,7 +121,7 @@ class FaceFitter:
         id_basis = combine @ sub.identity_basis.double().reshape(-1, u, 3)
         self._exp_basis = exp_basis.reshape(N_EXPRESSION, -1).to(DTYPE)
         self._id_basis = id_basis.reshape(N_IDENTITY, -1).to(DTYPE)
-        self._landmarks68 = CanonicalLandmarks(data)
+        self.canonical_landmarks = CanonicalLandmarks(data)
         # The same bases laid out (3, K, n) for _basis_jacobian.
         self._exp_c = self._exp_basis.reshape(N_EXPRESSION, k, 3).permute(2, 1, 0).contiguous()
         self._id_c = self._id_basis.reshape(N_IDENTITY, k, 3).permute(2, 1, 0).contiguous()
@@ -188,7 +188,7 @@ class FaceFitter:
 
     def landmarks68(self, fit: FrameFit) -> np.ndarray:
         """The fitted model's 68 landmarks in canonical space (identity + expression, unposed)."""
-        return self._landmarks68(self.identity.numpy(), np.asarray(fit.expression)[None])[0]
+        return self.canonical_landmarks(self.identity.numpy(), np.asarray(fit.expression)[None])[0]
 
     def project_landmarks68(self, fit: FrameFit, camera: PinholeCamera) -> np.ndarray:
         """The fitted 68 landmarks in the image, (68, 2) pixels."""

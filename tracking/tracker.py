@@ -5,7 +5,8 @@ Offline (`track_video`) runs in two passes so the identity can use the whole vid
    the detector; points are scaled back to the frame's own pixels);
 2. the identity fitted jointly on `identity_frames` frames spread evenly over the frames with a
    face, then each frame's pose and expression fitted in order, warm-started from the previous
-   frame, then One Euro smoothing on the frame timestamps.
+   frame, its two blink weights matched to the detected lid gap (tracking/eye_opening.py), then
+   One Euro smoothing on the frame timestamps.
 A frame without a face (or whose fit is implausible) is flagged invalid and holds the last good
 smoothed value; after a gap longer than `reacquire_after_s` the fit restarts cold and the
 smoothing restarts, so nothing is interpolated across a long gap.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
 from tracking.driving_frame import DrivingFrame
+from tracking.eye_opening import EyeOpeningMatcher
 from tracking.face_model import FaceModelData, load_face_model_data
 from tracking.fit_config import FitConfig
 from tracking.fit_points import FitPoints, build_fit_points, ibug68_fit_points
@@ -45,6 +47,7 @@ class TrackConfig:
     landmark_weight: float = 4.0  # weight of each of the 68 landmark points (dense points: ~1)
     jaw_contour_weight: float = 1.0  # ... except the 17 on the face outline (tracking/fit_points.py)
     iris_weight: float = 4.0  # weight of each iris centre
+    match_eye_opening: bool = True  # re-solve the blink weights against the detected lid gap (tracking/eye_opening.py)
     max_fit_error: float = 0.12  # RMS residual (face sizes) above which a fit is rejected
     reacquire_after_s: float = 0.5  # a longer gap restarts the fit and the smoothing
 
@@ -164,6 +167,7 @@ class FrameStepper:
     def __init__(self, fitter: FaceFitter, points: FitPoints, camera: PinholeCamera, config: TrackConfig) -> None:
         self.fitter, self.points, self.camera, self.config = fitter, points, camera, config
         self.smoother = CoefficientSmoother(config.smoothing)
+        self.eyes = EyeOpeningMatcher(fitter.canonical_landmarks, camera) if config.match_eye_opening else None
         self.restart()
 
     def restart(self) -> None:
@@ -182,6 +186,9 @@ class FrameStepper:
         fit = self.fitter.fit_frame(self.points.select(detected), self.camera, self._previous)
         if fit.rms_error > self.config.max_fit_error:
             return FrameResult(self._held, None, False, rejected=True)
+        if self.eyes is not None:
+            fit = replace(fit, expression=self.eyes.match(self.fitter.identity.numpy(), fit.expression, fit.rotation,
+                                                          fit.translation, to_ibug68(detected, self.points.scheme)))
         self._previous, self._last_time = fit, timestamp
         frame = DrivingFrame(fit.expression, fit.rotation, fit.translation)
         self._held = self.smoother(frame, timestamp) if self.config.smooth else frame
