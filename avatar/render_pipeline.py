@@ -87,8 +87,14 @@ class RenderPipeline:
         self.raster = raster
 
     def render(self, expression: torch.Tensor, pose: torch.Tensor, camera: Camera, timing=NO_TIMING) -> Rendered:
+        return self.rasterize_and_upsample(self.generate(expression, pose, timing), camera, timing)
+
+    def generate(self, expression: torch.Tensor, pose: torch.Tensor, timing=NO_TIMING) -> GaussianSet:
+        """The first stage alone: a live loop may run it on another thread than the other two."""
         with timing.stage(GENERATE):
-            gaussians = self.stages.generate(expression, pose)
+            return self.stages.generate(expression, pose)
+
+    def rasterize_and_upsample(self, gaussians: GaussianSet, camera: Camera, timing=NO_TIMING) -> Rendered:
         with timing.stage(RASTERIZE):
             features = gaussians.features
             background = torch.ones(features.shape[1], dtype=features.dtype, device=features.device)

@@ -10,8 +10,10 @@ loop takes at most that many frames per second, which is also the rate the sinks
 
 Overlap (`config.overlap`, on by default with CUDA): a render worker thread runs generate ->
 rasterize -> SR -> sinks for frame t on the renderer's CUDA stream while the main thread tracks
-frame t+1 on the CPU. The hand-off blocks until the worker is idle, so at most two frames are in
-flight and nothing queues up. The preview window is always drawn from the main thread (GUI
+frame t+1 on the CPU. On a CPU the main thread tracks and generates, and the worker rasterizes,
+upsamples and sends: the two halves then cost about the same, where tracking alone is a fraction
+of the three render stages. The hand-off blocks until the worker is idle, so at most two frames
+are in flight and nothing queues up. The preview window is always drawn from the main thread (GUI
 toolkits want that); it shows the newest rendered frame and is not part of the timed path.
 
 Timing (runtime/latency.py): per frame, 'capture' (the frame's age when the loop took it),
@@ -52,6 +54,7 @@ from typing import Callable
 import numpy as np
 
 from capture.frame import Frame
+from avatar.gaussians import GaussianSet
 from capture.latest_frame import LatestFrameGrabber
 from capture.frame_source import FrameSource
 from runtime.latency import LatencyRecorder, LatencySummary
@@ -113,6 +116,7 @@ class _Job:
     drive: DrivingFrame
     timing: object  # FrameTiming, or NO_TIMING during warm-up
     timer: contextlib.ExitStack  # closes the frame's LatencyRecorder.frame() context
+    gaussians: GaussianSet | None = None  # already generated (split overlap), else the worker generates
 
 
 class _RateLimiter:
@@ -221,6 +225,9 @@ class LiveLoop:
         self.owns_tracker = owns_tracker
         cuda = renderer.device.type == "cuda"
         self.overlap = cuda if config.overlap is None else config.overlap
+        # On a CPU the two threads share the cores: tracking alone is much lighter than the three
+        # render stages, so the main thread also generates and the worker rasterizes and upsamples.
+        self.split_generate = self.overlap and not cuda
         self.recorder = LatencyRecorder(cuda_stages=GPU_STAGES if cuda else (), window=config.latency_window)
         self._timing_lock = threading.Lock()  # the recorder is written by the worker, read by reports
         self._stop = threading.Event()
@@ -276,6 +283,8 @@ class LiveLoop:
                 stalled_since = None
                 limiter.taken()
                 job = self._track(frame)
+                if self.split_generate:
+                    self._generate(job)
                 if worker is not None:
                     worker.submit(job)
                 else:
@@ -350,6 +359,13 @@ class LiveLoop:
             self.on_frame(frame, result, drive)
         return _Job(frame, result, drive, timing, timer)
 
+    def _generate(self, job: _Job) -> None:
+        try:
+            job.gaussians = self.renderer.generate(job.drive, job.timing)
+        except BaseException:
+            job.timer.__exit__(*sys.exc_info())
+            raise
+
     def _check_identity(self) -> None:
         """Once the tracker has fitted the driver's identity its coefficients shift: calibrate again."""
         ready = self.tracker.identity_ready
@@ -361,7 +377,10 @@ class LiveLoop:
     def _finish(self, job: _Job) -> None:
         """Render, send to the sinks, close the frame's timer (main thread or render worker)."""
         try:
-            rgb = self.renderer.render(job.drive, job.timing)
+            if job.gaussians is None:
+                rgb = self.renderer.render(job.drive, job.timing)
+            else:
+                rgb = self.renderer.finish(job.gaussians, job.timing)
             with job.timing.stage(SINK):
                 for sink in self.sinks:
                     sink.send(rgb)

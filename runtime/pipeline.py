@@ -32,6 +32,7 @@ import torch
 
 from avatar.camera import Camera
 from avatar.checkpoint import Avatar
+from avatar.gaussians import GaussianSet
 from avatar.render_pipeline import NO_TIMING, STAGES, RenderPipeline, to_uint8
 from core.rotations import slerp
 from runtime.inference.base import InferenceBackend
@@ -163,15 +164,29 @@ class AvatarRenderer:
             build_extension()
 
     def render(self, drive: DrivingFrame, timing=NO_TIMING) -> np.ndarray:
+        return self.finish(self.generate(drive, timing), timing)
+
+    def generate(self, drive: DrivingFrame, timing=NO_TIMING) -> GaussianSet:
+        """The generator alone (the live loop's split overlap runs it beside the tracker)."""
+        with self._on_stream():
+            expression = torch.from_numpy(drive.expression).to(self.device, non_blocking=True)
+            pose = torch.from_numpy(np.concatenate([drive.rotation, drive.translation]).astype(np.float32))
+            pose = pose.to(self.device, non_blocking=True)
+            return self.pipeline.generate(expression, pose, timing)
+
+    def finish(self, gaussians: GaussianSet, timing=NO_TIMING) -> np.ndarray:
+        """Rasterize and upsample generated Gaussians into RGB uint8 on the host."""
+        with self._on_stream():
+            rendered = self.pipeline.rasterize_and_upsample(gaussians, self.camera, timing)
+            return to_uint8(rendered.rgb)  # the host copy waits for the stream; sinks take host arrays
+
+    @contextlib.contextmanager
+    def _on_stream(self):
         if self.stream is not None:
-            # Side streams do not wait for the default stream by themselves: order this frame after
-            # the work already queued there (the camera made in __init__, the backend's weights and
+            # Side streams do not wait for the default stream by themselves: order this work after
+            # what is already queued there (the camera made in __init__, the backend's weights and
             # warm-up), as PyTorch's CUDA-semantics notes ask of non-default streams.
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
         stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         with torch.inference_mode(), stream:
-            expression = torch.from_numpy(drive.expression).to(self.device, non_blocking=True)
-            pose = torch.from_numpy(np.concatenate([drive.rotation, drive.translation]).astype(np.float32))
-            pose = pose.to(self.device, non_blocking=True)
-            rendered = self.pipeline.render(expression, pose, self.camera, timing)
-            return to_uint8(rendered.rgb)  # the host copy waits for the stream; sinks take host arrays
+            yield

@@ -80,12 +80,16 @@ def decoded_frames(path):
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_virtual_camera, tracker, demo_avatar, d0, tmp_path):
+# Sequential, and overlapped: on a CPU the main thread then tracks and generates frame t+1 while
+# the worker rasterizes and upsamples frame t, so each frame's Gaussians must reach its own picture.
+@pytest.mark.parametrize("overlap", [False, True], ids=["sequential", "overlapped"])
+def test_video_to_virtual_camera_and_file_at_the_requested_rate(fake_virtual_camera, tracker, demo_avatar, d0,
+                                                                tmp_path, overlap):
     fps, frames = 5.0, 12
     out = tmp_path / "live.mp4"
     logged, drives = [], []
     sinks = [VirtualCameraSink(OUT, OUT, fps, backend=fake_virtual_camera.NAME), FileSink(out, fps)]
-    config = LiveConfig(fps=fps, max_frames=frames, report_after_frames=5)
+    config = LiveConfig(fps=fps, max_frames=frames, report_after_frames=5, overlap=overlap)
     loop = make_loop(VideoFileSource(d0, pace=True, loop=True), tracker, demo_avatar, sinks, config,
                      log=logged.append, on_frame=lambda frame, result, drive: drives.append(drive))
     report = loop.run()
@@ -139,7 +143,7 @@ def terminal_sigint():
 def test_ctrl_c_closes_everything_and_finalises_the_file(fake_virtual_camera, tracker, demo_avatar, d0, tmp_path):
     out = tmp_path / "live.mp4"
     sinks = [VirtualCameraSink(OUT, OUT, 25, backend=fake_virtual_camera.NAME), FileSink(out, 25)]
-    # The overlapped path (render worker thread), which CUDA uses, run here on the CPU.
+    # The overlapped path (render worker thread).
     loop = make_loop(VideoFileSource(d0, pace=True), tracker, demo_avatar, sinks,
                      LiveConfig(overlap=True, report_after_frames=0))
     threads_before = set(threading.enumerate())
