@@ -53,8 +53,8 @@ from typing import Callable
 
 import numpy as np
 
-from capture.frame import Frame
 from avatar.gaussians import GaussianSet
+from capture.frame import Frame
 from capture.latest_frame import LatestFrameGrabber
 from capture.frame_source import FrameSource
 from runtime.latency import LatencyRecorder, LatencySummary

@@ -41,4 +41,5 @@ def raster_choice(args: argparse.Namespace) -> str | None:
 
 def add_overlap_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
-                   help="render frame t in a worker thread while tracking frame t+1 (default: on with CUDA)")
+                   help="render frame t in a worker thread while tracking (and, on a CPU, generating) frame t+1: "
+                        "more frames per second for one more frame of latency (default: on with CUDA)")

@@ -64,7 +64,8 @@ class EyeOpeningMatcher:
         detected ones (within [0, 1]); unchanged if the detection holds a non-finite eye point.
 
         Both eyes are swept over GRID at once (each blink channel moves only its own eye) and the
-        ratio is inverted by linear interpolation: robust where a secant step would stall at a bound."""
+        ratio is inverted by linear interpolation: one batched evaluation, and a detected gap beyond
+        what the model reaches lands on the bound without special cases."""
         target = eye_aspect_ratios(np.asarray(detected68, np.float64))
         if not np.isfinite(target).all():
             return expression
