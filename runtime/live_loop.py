@@ -283,8 +283,6 @@ class LiveLoop:
                 stalled_since = None
                 limiter.taken()
                 job = self._track(frame)
-                if self.split_generate:
-                    self._generate(job)
                 if worker is not None:
                     worker.submit(job)
                 else:
@@ -336,6 +334,7 @@ class LiveLoop:
         return since
 
     def _track(self, frame: Frame) -> _Job:
+        """Track and drive the frame; with the split overlap also generate its Gaussians."""
         timer = contextlib.ExitStack()
         if self.frames >= self.config.warmup_frames:
             if self.frames == self.config.warmup_frames:
@@ -348,6 +347,7 @@ class LiveLoop:
                 result = self.tracker.process(frame.rgb, frame.timestamp)
                 self._check_identity()
                 drive = self.driver(result, frame.timestamp)
+            gaussians = self.renderer.generate(drive, timing) if self.split_generate else None
         except BaseException:
             timer.__exit__(*sys.exc_info())
             raise
@@ -357,14 +357,7 @@ class LiveLoop:
             self.lost += 1
         if self.on_frame is not None:
             self.on_frame(frame, result, drive)
-        return _Job(frame, result, drive, timing, timer)
-
-    def _generate(self, job: _Job) -> None:
-        try:
-            job.gaussians = self.renderer.generate(job.drive, job.timing)
-        except BaseException:
-            job.timer.__exit__(*sys.exc_info())
-            raise
+        return _Job(frame, result, drive, timing, timer, gaussians)
 
     def _check_identity(self) -> None:
         """Once the tracker has fitted the driver's identity its coefficients shift: calibrate again."""

@@ -14,9 +14,8 @@ model's projected ratio matches the detected one.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from core.rotations import axis_angle_to_matrix
+from core.rotations import rotvec_to_matrix
 from tracking.face_model import CanonicalLandmarks
 from tracking.params import EXPRESSION_NAMES
 from tracking.pinhole import PinholeCamera
@@ -55,7 +54,7 @@ class EyeOpeningMatcher:
                 translation: np.ndarray) -> np.ndarray:
         """(B, 53) expressions of one posed head -> (B, 2) projected eye aspect ratios."""
         canonical = self._landmarks(identity, expressions).astype(np.float64)
-        r = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()
+        r = rotvec_to_matrix(rotation)
         return eye_aspect_ratios(self._camera.project(canonical @ r.T + translation))
 
     def match(self, identity: np.ndarray, expression: np.ndarray, rotation: np.ndarray,
