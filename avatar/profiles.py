@@ -8,13 +8,14 @@ multiplied by `lr_scale` (the reference's are for hundreds of thousands of steps
 few thousand; the ratios between groups stay the reference's).
 
 `cpu`, the recipe for a 2-core CPU in under an hour (BENCHMARKS.md has each choice's effect):
-3D Gaussian Splatting's rates on the Gaussians decaying to a tenth; a 128 px render and a
-residual x2 SR to 256 px; f_def^exp started from the tracked 3DMM's blendshapes and kept near
-them (weakly) for expressions the video rarely shows, 300 Gaussians on the eyelids so that
-blinks have something to move, colours read from the frames (avatar.face_model_prior); a mask
-loss on the outline; a mesh stage in a box that reaches the shoulders; every training frame.
-`cpu-fast` keeps all of that with narrower MLPs and fewer Gaussians, for live use at 24-25 fps on
-two cores.
+6,600 Gaussians and narrow MLPs (fast to train and to run live); 3D Gaussian Splatting's rates
+on the Gaussians decaying to a tenth over a 45-minute Gaussian stage, however many steps the
+machine makes in it; a 128 px render and a residual x2 SR to 256 px; f_def^exp started from the
+tracked 3DMM's blendshapes and kept near them (weakly) for expressions the video rarely shows,
+300 Gaussians on the eyelids so that blinks have something to move, colours read from the
+frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage in a box that
+reaches the shoulders; every training frame. `cpu-fast` is the same model trained for 5,000
+steps (about a quarter of an hour on two cores), 0.5-1 dB blurrier.
 """
 from __future__ import annotations
 
@@ -39,16 +40,16 @@ class Profile:
         return self.training.resolution
 
 
-# Few Gaussians, a 128 px render sharpened x2 to 256 px, and rates for a run of thousands of
-# steps, not hundreds of thousands.
-_CPU = Profile(
-    "cpu",
+# Few Gaussians, a 128 px render sharpened x2 to 256 px, narrow MLPs, and rates for a run of
+# thousands of steps, not hundreds of thousands.
+_CPU_FAST = Profile(
+    "cpu-fast",
     ModelConfig(
-        name="cpu", feature_dim=32, exp_color_hidden=(64, 64), pose_color_hidden=(32,),
-        exp_attributes_hidden=(64, 64), pose_attributes_hidden=(32,),
-        exp_deform_hidden=(64, 64, 64), pose_deform_hidden=(64,),
+        name="cpu-fast", feature_dim=32, exp_color_hidden=(32,), pose_color_hidden=(16,),
+        exp_attributes_hidden=(32,), pose_attributes_hidden=(16,),
+        exp_deform_hidden=(64, 64), pose_deform_hidden=(32,),
         blend_near=0.3, blend_far=0.5,  # as the mannequin's: where the blendshapes move points
-        num_points=10_000, num_mouth_points=500, sr_channels=4, sr_factor=2, sr_residual=True),
+        num_points=6000, num_mouth_points=300, sr_channels=4, sr_factor=2, sr_residual=True),
     # The reference's rates are for 600k steps; these are 3D Gaussian Splatting's for a
     # few thousand, on the Gaussians directly, with the networks at 1e-3.
     TrainingConfig(lr_mlp=1e-3, lr_sr=1e-3, lr_position=2e-4, lr_feature=5e-3, lr_rotation=1e-3,
@@ -60,14 +61,13 @@ _CPU = Profile(
                         log_every=25))
 
 PROFILES: dict[str, Profile] = {
-    "cpu": _CPU,
-    # `cpu` with narrow MLPs and 6,600 Gaussians (300 of them on the eyelids): d6 trains in 13
-    # minutes instead of about 23 and ran live at 24-25 fps instead of 17-19 on two cores, for
-    # 0.3 dB (BENCHMARKS.md; measured before the eyelid Gaussians, which cost 0.4 fps).
-    "cpu-fast": replace(_CPU, name="cpu-fast", model=replace(
-        _CPU.model, name="cpu-fast", exp_color_hidden=(32,), pose_color_hidden=(16,), exp_attributes_hidden=(32,),
-        pose_attributes_hidden=(16,), exp_deform_hidden=(64, 64), pose_deform_hidden=(32,), num_points=6000,
-        num_mouth_points=300)),
+    # `cpu-fast` trained for 45 minutes instead of 5,000 steps: on d6 20,000 steps scored 24.1 dB
+    # held out against 23.1-23.6 for 5,000, and wider MLPs (the earlier `cpu`) gained nothing at
+    # twice the cost of a step (BENCHMARKS.md). 45 minutes leave room for `prepare` and the mesh
+    # stage within the hour on a slow or shared machine; the step cap is never reached on two cores.
+    "cpu": replace(_CPU_FAST, name="cpu", model=replace(_CPU_FAST.model, name="cpu"),
+                   gaussian=replace(_CPU_FAST.gaussian, steps=60_000, minutes=45.0)),
+    "cpu-fast": _CPU_FAST,
     "tiny": Profile(
         "tiny",
         ModelConfig(

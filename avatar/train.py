@@ -43,7 +43,7 @@ from avatar.mesh_stage import MeshHead, fit_initial_sdf, head_prior, mesh_head_c
 from avatar.profiles import Profile, get_profile
 from avatar.super_resolution import SuperResolution
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
-                                    train_step)
+                                    schedule_progress, train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
 from core.atomic import atomic_file
 from tracking.face_model import load_face_model_data
@@ -58,7 +58,8 @@ class TrainOptions:
     out: str | Path
     profile: str | Profile = "tiny"
     backend: str = "cpu"  # rasterizer: cpu or gsplat (CUDA)
-    gaussian_steps: int | None = None  # override the profile's
+    gaussian_steps: int | None = None  # override the profile's; alone, it also turns off a time budget
+    gaussian_minutes: float | None = None  # override the profile's time budget (0 = none)
     mesh_steps: int | None = None
     restart: bool = False
     seed: int = 0
@@ -87,7 +88,10 @@ def state_dir(out: Path) -> Path:
 def _resolve(profile: str | Profile, options: TrainOptions) -> Profile:
     p = get_profile(profile) if isinstance(profile, str) else profile
     if options.gaussian_steps is not None:
-        p = replace(p, gaussian=replace(p.gaussian, steps=options.gaussian_steps))
+        # Asking for N steps means N steps, unless a budget is asked for too.
+        p = replace(p, gaussian=replace(p.gaussian, steps=options.gaussian_steps, minutes=0.0))
+    if options.gaussian_minutes is not None:
+        p = replace(p, gaussian=replace(p.gaussian, minutes=options.gaussian_minutes))
     if options.mesh_steps is not None:
         p = replace(p, mesh=replace(p.mesh, steps=options.mesh_steps))
     return p
@@ -333,11 +337,24 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
         save_state(stage, work, {"gaussian_seconds": gaussian_seconds})
         save_avatar(build_avatar(stage, dataset, train, resolution, {"profile": profile.name, **s.to_dict()}), out)
 
-    steps = wrap(range(stage.step, target), "gaussian stage", target - stage.step)
+    if cfg.minutes > 0:
+        # The budget, not the step count, ends such a run: the bar counts steps without a total.
+        steps = wrap(iter(range(stage.step, target)), f"gaussian stage ({cfg.minutes:g} min)", None)
+    else:
+        steps = wrap(range(stage.step, target), "gaussian stage", target - stage.step)
     try:
         begin = time.perf_counter()
         for _ in steps:
-            last = train_step(stage, train, resolution, cfg, options.backend, vgg, world)
+            seconds = gaussian_seconds + time.perf_counter() - begin
+            if world > 1 and cfg.minutes > 0:
+                # Every rank must stop at the same step (they meet in all_reduce): the slowest clock rules.
+                clock = torch.tensor([seconds], device=device)
+                torch.distributed.all_reduce(clock, op=torch.distributed.ReduceOp.MAX)
+                seconds = float(clock)
+            progress = schedule_progress(stage.step, seconds, cfg)
+            if progress >= 1.0:
+                break
+            last = train_step(stage, train, resolution, cfg, options.backend, vgg, world, progress)
             if main and (stage.step % cfg.log_every == 0 or stage.step == target):
                 log.write({"step": stage.step, "seconds": round(gaussian_seconds + time.perf_counter() - begin, 3),
                            **last})
@@ -355,10 +372,11 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
         if log is not None:
             log.close()
         raise
-    checkpoint(stage.step >= cfg.steps)
+    finished = schedule_progress(stage.step, gaussian_seconds, cfg) >= 1.0
+    checkpoint(finished)
     if log is not None:
         log.close()
     if world > 1:
         torch.distributed.barrier()  # rank 0's last checkpoint is written
         torch.distributed.destroy_process_group()
-    return summary(stage.step >= cfg.steps)
+    return summary(finished)

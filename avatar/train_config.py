@@ -27,8 +27,12 @@ class MeshStageConfig:
 @dataclass(frozen=True)
 class GaussianStageConfig:
     steps: int = 20_000
+    # Wall-clock budget of the Gaussian stage in minutes, 0 = none: the schedule then runs on the
+    # larger of the steps' and the time's share, and the stage ends at whichever comes first, so
+    # a slower machine trains fewer steps instead of for longer.
+    minutes: float = 0.0
     lr_scale: float = 1.0
-    lr_final: float = 1.0  # every rate decays exponentially to this fraction of itself by the last step
+    lr_final: float = 1.0  # every rate decays exponentially to this fraction of itself by the end
     frames_per_step: int = 1  # frames rendered and averaged per Adam step
     # Initialisation before the first step (avatar.face_model_prior); 0 turns each off.
     deform_prior_steps: int = 0  # fit f_def^exp to the tracked 3DMM's blendshapes

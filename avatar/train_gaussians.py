@@ -9,7 +9,8 @@ SR factor, 4 in the reference), and minimises
 reference profiles), nor is λ_prior times the f_def^exp fit's loss against the 3DMM's
 blendshapes (avatar.deformation_fit) on random expressions. Adam with one group per parameter
 kind at the profile's rates (times its lr_scale), decayed exponentially to `lr_final` of
-themselves by the last step. Augmentation: a random zoom z in [1, augment_zoom] with a random
+themselves by the end of the schedule (the last step, or with a time budget the last minute).
+Augmentation: a random zoom z in [1, augment_zoom] with a random
 crop, done exactly through the camera (focal x z, principal point shifted) and an integer crop of
 the ground truth and mask resized back to fR, so the render stays pixel-aligned with its target.
 
@@ -140,14 +141,25 @@ def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingD
     return hr[0].permute(1, 2, 0)
 
 
-def learning_rate_factor(step: int, config: GaussianStageConfig) -> float:
-    """Exponential decay from 1 at step 0 to `lr_final` at the last step."""
-    return config.lr_final ** (min(step, config.steps) / max(1, config.steps))
+def schedule_progress(step: int, seconds: float, config: GaussianStageConfig) -> float:
+    """How far the schedule is, from 0 to 1: the steps' share, or with a time budget the larger of
+    that and the time's share."""
+    progress = step / max(1, config.steps)
+    if config.minutes > 0:
+        progress = max(progress, seconds / (60.0 * config.minutes))
+    return min(progress, 1.0)
+
+
+def learning_rate_factor(progress: float, config: GaussianStageConfig) -> float:
+    """Exponential decay from 1 at the start to `lr_final` at the end of the schedule."""
+    return config.lr_final ** min(max(progress, 0.0), 1.0)
 
 
 def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config: GaussianStageConfig,
-               backend: str, vgg: VGGFeatures | None, world: int = 1) -> dict[str, float]:
-    """One Adam step on the mean loss of `config.frames_per_step` random frames."""
+               backend: str, vgg: VGGFeatures | None, world: int = 1, progress: float | None = None
+               ) -> dict[str, float]:
+    """One Adam step on the mean loss of `config.frames_per_step` random frames, at the rates of
+    `progress` (schedule_progress; by default the steps' share)."""
     device = stage.model.positions.device
     stage.optimizer.zero_grad(set_to_none=True)
     frames = config.frames_per_step
@@ -183,7 +195,8 @@ def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config
                 p.grad = torch.zeros_like(p)
             torch.distributed.all_reduce(p.grad)
             p.grad /= world
-    factor = learning_rate_factor(stage.step, config)
+    factor = learning_rate_factor(schedule_progress(stage.step, 0.0, config) if progress is None else progress,
+                                  config)
     for group in stage.optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
     stage.optimizer.step()

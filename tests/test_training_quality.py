@@ -27,8 +27,9 @@ def quality_test_profile():
     return replace(cpu, name="quality-test", model=replace(cpu.model, num_points=2500, num_mouth_points=200),
                    training=replace(cpu.training, resolution=32),
                    mesh=replace(cpu.mesh, resolution=32, grid_resolution=16, init_steps=100, steps=150),
-                   gaussian=replace(cpu.gaussian, steps=400, deform_prior_steps=200, deform_prior_batch=1024,
-                                    color_init_frames=8, checkpoint_every=400, preview_every=400, log_every=20))
+                   gaussian=replace(cpu.gaussian, steps=400, minutes=0.0, deform_prior_steps=200,
+                                    deform_prior_batch=1024, color_init_frames=8, checkpoint_every=400,
+                                    preview_every=400, log_every=20))
 
 
 def test_training_beats_the_mean_image_on_held_out_frames(shared_data, tmp_path, monkeypatch):

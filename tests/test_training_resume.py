@@ -50,6 +50,24 @@ def test_resume_continues_from_the_saved_step_with_identical_parameters(micro_da
     assert (state_dir(resumed) / "previews" / "step_000003.png").is_file()
 
 
+def test_a_time_budget_ends_the_run_and_the_schedule(micro_dataset, tmp_path):
+    from dataclasses import replace
+
+    base = micro_profile(steps=100_000)
+    budget_s = 2.0
+    profile = replace(base, gaussian=replace(base.gaussian, minutes=budget_s / 60, lr_final=0.1, checkpoint_every=50))
+    s = train_avatar(TrainOptions(micro_dataset, tmp_path / "av", profile))
+    assert s.finished and 0 < s.step < 100_000
+    assert budget_s <= s.gaussian_seconds < budget_s + 5
+    groups = json.loads((state_dir(tmp_path / "av") / "state.json").read_text())["param_groups"]
+    # The last step ran close to the end of the budget, so the rates are near a tenth; by the
+    # steps' share alone they would still be at their start.
+    for g in groups:
+        assert 0.1 <= g["lr"] / g["initial_lr"] < 0.2, g["name"]
+    steps_only = train_avatar(TrainOptions(micro_dataset, tmp_path / "av2", profile, gaussian_steps=4))
+    assert steps_only.step == 4 and steps_only.finished, "--steps alone turns the budget off"
+
+
 def test_interrupt_saves_a_checkpoint(micro_dataset, tmp_path, monkeypatch):
     import avatar.train as train_module
 

@@ -1,7 +1,7 @@
 """`splatcam train`: train an avatar from a prepared dataset (mesh stage, then Gaussian stage).
 
     splatcam train --dataset DS --profile cpu|cpu-fast|tiny|small|full --out AV [--raster cpu|gsplat]
-                   [--steps N] [--mesh-steps N] [--restart]
+                   [--steps N] [--minutes M] [--mesh-steps N] [--restart]
 
 Profiles (avatar/profiles.py): `cpu` (the default) is the recipe for a 2-core CPU in under
 an hour (128 px render, 256 px output), `cpu-fast` the same with smaller networks (faster to train
@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="avatar directory to write")
     add_raster_argument(p)
     p.add_argument("--steps", type=int, default=None, help="Gaussian-stage steps (default: the profile's)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="Gaussian-stage time budget: train until it is spent or the steps are done, the rates "
+                        "decaying over whichever ends first (default: the profile's; 0 = none; --steps alone "
+                        "turns it off)")
     p.add_argument("--mesh-steps", type=int, default=None, help="mesh-stage steps (default: the profile's)")
     p.add_argument("--restart", action="store_true", help="ignore saved training state and start over")
     p.add_argument("--seed", type=int, default=0)
@@ -40,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar.train import TrainOptions, state_dir, train_avatar
 
-    for name in ("steps", "mesh_steps"):
+    for name in ("steps", "mesh_steps", "minutes"):
         value = getattr(args, name)
-        if value is not None and value < 0:
+        if value is not None and not value >= 0:  # also refuses nan
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
 
     def progress(iterable, label, total):
         return tqdm(iterable, desc=label, total=total, unit="step" if "stage" in label else "frame")
 
     summary = train_avatar(TrainOptions(dataset=args.dataset, out=args.out, profile=args.profile,
-                                        backend=raster_choice(args), gaussian_steps=args.steps, mesh_steps=args.mesh_steps,
+                                        backend=raster_choice(args), gaussian_steps=args.steps,
+                                        gaussian_minutes=args.minutes, mesh_steps=args.mesh_steps,
                                         restart=args.restart, seed=args.seed, progress=progress))
     mesh = f", mesh-stage held-out PSNR {summary.mesh_heldout_psnr:.2f} dB" if summary.mesh_heldout_psnr else ""
     vgg = "" if summary.vgg else " (without the VGG term: no VGG16 weights in the torch cache)"
