@@ -15,7 +15,7 @@ tracked 3DMM's blendshapes and kept near them (weakly) for expressions the video
 300 Gaussians on the eyelids so that blinks have something to move, colours read from the
 frames (avatar.face_model_prior); a mask loss on the outline; a mesh stage in a box that
 reaches the shoulders; every training frame. `cpu-fast` is the same model trained for 5,000
-steps (about a quarter of an hour on two cores), 0.5-1 dB blurrier.
+steps (about a quarter of an hour on two cores), up to 1 dB blurrier.
 """
 from __future__ import annotations
 

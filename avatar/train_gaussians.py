@@ -10,9 +10,9 @@ reference profiles), nor is λ_prior times the f_def^exp fit's loss against the 
 blendshapes (avatar.deformation_fit) on random expressions. Adam with one group per parameter
 kind at the profile's rates (times its lr_scale), decayed exponentially to `lr_final` of
 themselves by the end of the schedule (the last step, or with a time budget the last minute).
-Augmentation: a random zoom z in [1, augment_zoom] with a random
-crop, done exactly through the camera (focal x z, principal point shifted) and an integer crop of
-the ground truth and mask resized back to fR, so the render stays pixel-aligned with its target.
+Augmentation: a random zoom z in [1, augment_zoom] with a random crop, done exactly through the
+camera (focal x z, principal point shifted) and an integer crop of the ground truth and mask
+resized back to fR, so the render stays pixel-aligned with its target.
 
 The whole training state (parameters, Adam moments, pose refinements, step, random generator)
 is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from

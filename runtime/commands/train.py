@@ -4,12 +4,13 @@
                    [--steps N] [--minutes M] [--mesh-steps N] [--restart]
 
 Profiles (avatar/profiles.py): `cpu` (the default) is the recipe for a 2-core CPU in under
-an hour (128 px render, 256 px output), `cpu-fast` the same with smaller networks (faster to train
-and live, slightly blurrier), `tiny` trains in minutes for trying the pipeline (64 ->
-256, low quality), `small` takes CPU hours or GPU minutes (256 -> 1024), `full` is the reference
-(512 -> 2048, GPU). The avatar is written to AV at every checkpoint; resume state, the loss log (CSV,
-and TensorBoard when installed) and preview images go to AV.train/. Running the same command
-again resumes from the last checkpoint; Ctrl+C saves one first. Multi-GPU:
+an hour (128 px render, 256 px output, a 45-minute Gaussian stage), `cpu-fast` the same model
+trained for 5,000 steps (about a quarter of an hour, slightly blurrier), `tiny` trains in
+minutes for trying the pipeline (64 -> 256, low quality), `small` takes CPU hours or GPU minutes
+(256 -> 1024), `full` is the reference (512 -> 2048, GPU). The avatar is written to AV at every
+checkpoint; resume state, the loss log (CSV, and TensorBoard when installed) and preview images
+go to AV.train/. Running the same command again resumes from the last checkpoint; Ctrl+C saves
+one first. Multi-GPU:
 `torchrun --nproc_per_node=G -m runtime.cli train ... --raster gsplat`.
 """
 from __future__ import annotations
