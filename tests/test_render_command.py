@@ -88,8 +88,13 @@ def test_one_frame_per_params_frame_held_and_anchored(avatar_dir, tmp_path, caps
     v = [f.astype(int) for f in videos["base"]]
     assert np.abs(v[2] - v[1]).max() <= 2  # the held frame (H.264 may round a repeat differently)
     assert np.abs(v[3] - v[1]).mean() > 1.0  # different coefficients do show
-    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(videos["shifted"], v)) <= 2
-    assert np.abs(videos["absolute"][0].astype(int) - v[0]).mean() > 1.0
+    # Kept, the shift moves the whole head; anchored, the same heads render again. Not to the
+    # byte: a float32 rounding of the anchored translation can flip the depth order of two nearly
+    # level Gaussians (which way depends on the CPU) and H.264 answers with a few changed blocks.
+    moved = np.abs(videos["absolute"][0].astype(int) - v[0]).mean()
+    assert moved > 1.0
+    for a, b in zip(videos["shifted"], v):
+        assert np.abs(a.astype(int) - b).mean() < 0.1 * moved, (np.abs(a.astype(int) - b).mean(), moved)
 
 
 def test_old_backend_spelling_still_selects_the_rasterizer(avatar_dir, tmp_path, capsys):
