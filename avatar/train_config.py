@@ -44,9 +44,12 @@ class GaussianStageConfig:
     lambda_deform_prior: float = 0.0
     color_init_frames: int = 0  # training frames the Gaussians' colours are read from
     color_init_steps: int = 300  # fitting F0 and the colour MLPs to those colours
+    # "l1" (the seed) or "l2" (losses.scaled_squared) for the image and mask terms: PSNR is a
+    # squared error, and where the outline is unpredictable L1 learns the median, L2 the mean.
+    photometric_loss: str = "l1"
     lambda_vgg: float = 0.1
     lambda_lr: float = 0.5
-    # L1 of the render's alpha against the segmentation mask (not in the seed): the outline of
+    # The photometric distance of the render's alpha to the segmentation mask (not in the seed): the outline of
     # hair and neck is where a short run's error is, and the mask says where it is directly.
     lambda_mask: float = 0.0
     augment_zoom: float = 1.2  # random zoom in [1, augment_zoom] with a random crop, 1 = off

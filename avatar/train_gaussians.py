@@ -4,8 +4,9 @@ Each step takes `frames_per_step` random training frames (one by default), poses
 the tracked β plus that frame's learned pose refinement, renders the 32-channel image at R
 through the one render path (avatar.render_pipeline), upsamples it with the SR CNN to fR (f the
 SR factor, 4 in the reference), and minimises
-    L1(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr L1(I_lr, gt) + λ_mask L1(alpha, mask)
-(avatar.losses), I_lr being the first three channels; the mask term is not the seed's (0 in the
+    D(I_hr, gt) + λ_vgg VGG(I_hr, gt) + λ_lr D(I_lr, gt) + λ_mask D(alpha, mask)
+(avatar.losses), I_lr being the first three channels and D the seed's L1 or, in the CPU profiles,
+a scaled squared error (`photometric_loss`); the mask term is not the seed's (0 in the
 reference profiles), nor is λ_prior times the f_def^exp fit's loss against the 3DMM's
 blendshapes (avatar.deformation_fit) on random expressions. Adam with one group per parameter
 kind at the profile's rates (times its lr_scale), decayed exponentially to `lr_final` of
@@ -41,7 +42,7 @@ from avatar.camera import Camera
 from avatar.config import TrainingConfig
 from avatar.deformation_fit import DeformationPriorLoss, random_expressions
 from avatar.head_model import GaussianHeadModel
-from avatar.losses import VGGFeatures, gaussian_stage_loss, l1
+from avatar.losses import PHOTOMETRIC, VGGFeatures, gaussian_stage_loss
 from avatar.render_pipeline import ModuleStages, RenderPipeline
 from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
@@ -175,9 +176,9 @@ def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config
         gt_hr = gt.permute(2, 0, 1)[None]
         gt_lr = F.avg_pool2d(gt_hr, stage.sr.factor)
         total, terms = gaussian_stage_loss(hr, features[:, :3], gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr,
-                                           vgg)
+                                           vgg, config.photometric_loss)
         if config.lambda_mask > 0:
-            mask_loss = l1(alpha, F.avg_pool2d(mask[None, None], stage.sr.factor))
+            mask_loss = PHOTOMETRIC[config.photometric_loss](alpha, F.avg_pool2d(mask[None, None], stage.sr.factor))
             terms["mask"] = float(mask_loss.detach())
             total = total + config.lambda_mask * mask_loss
         (total / frames).backward()

@@ -64,6 +64,24 @@ def test_gaussian_stage_loss_without_vgg():
     assert "vgg" not in terms
 
 
+def test_gaussian_stage_loss_squared():
+    # Random images against numpy's mean squared error, with the scale the docstring states.
+    g = torch.Generator().manual_seed(3)
+    hr, gt_hr = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    lr, gt_lr = torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 4, 4, generator=g)
+    total, terms = L.gaussian_stage_loss(hr, lr, gt_hr, gt_lr, lambda_vgg=0.1, lambda_lr=0.5, vgg=None,
+                                         photometric="l2")
+    mse = lambda a, b: float(((a.double().numpy() - b.double().numpy()) ** 2).mean())  # noqa: E731
+    assert terms["l2_hr"] == pytest.approx(10 * mse(hr, gt_hr), rel=1e-5)
+    assert float(total) == pytest.approx(10 * (mse(hr, gt_hr) + 0.5 * mse(lr, gt_lr)), rel=1e-5)
+    # An error of 0.05 has the same gradient under both distances (the scale's reason).
+    x = torch.full((4,), 0.05, requires_grad=True)
+    L.scaled_squared(x, torch.zeros(4)).backward()
+    y = torch.full((4,), 0.05, requires_grad=True)
+    L.l1(y, torch.zeros(4)).backward()
+    assert torch.allclose(x.grad, y.grad)
+
+
 def test_vgg_trunk_and_loss_with_random_weights(tmp_path):
     torch.manual_seed(0)
     net = L.VGGFeatures()
