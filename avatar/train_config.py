@@ -49,8 +49,8 @@ class GaussianStageConfig:
     photometric_loss: str = "l1"
     lambda_vgg: float = 0.1
     lambda_lr: float = 0.5
-    # The photometric distance of the render's alpha to the segmentation mask (not in the seed): the outline of
-    # hair and neck is where a short run's error is, and the mask says where it is directly.
+    # `photometric_loss` of the render's alpha against the segmentation mask (not in the seed):
+    # the outline of hair and neck is where a short run's error is, and the mask says where it is.
     lambda_mask: float = 0.0
     augment_zoom: float = 1.2  # random zoom in [1, augment_zoom] with a random crop, 1 = off
     checkpoint_every: int = 1000
