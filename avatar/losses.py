@@ -158,8 +158,9 @@ def gaussian_stage_loss(hr: torch.Tensor, lr: torch.Tensor, gt_hr: torch.Tensor,
     """Section 2.2's loss on (B, 3, H, W) images; returns the total and its terms (floats).
     `photometric` "l2" puts the scaled squared error in place of both L1 terms."""
     distance = PHOTOMETRIC[photometric]
-    terms = {f"{photometric}_hr": distance(hr, gt_hr), f"{photometric}_lr": distance(lr, gt_lr)}
-    total = terms[f"{photometric}_hr"] + lambda_lr * terms[f"{photometric}_lr"]
+    image_hr, image_lr = distance(hr, gt_hr), distance(lr, gt_lr)
+    terms = {f"{photometric}_hr": image_hr, f"{photometric}_lr": image_lr}
+    total = image_hr + lambda_lr * image_lr
     if vgg is not None and lambda_vgg > 0:
         terms["vgg"] = vgg_loss(vgg, hr, gt_hr)
         total = total + lambda_vgg * terms["vgg"]
