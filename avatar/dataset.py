@@ -25,7 +25,7 @@ the tracked pose. Multi-view data gives one camera per view and the pose in the 
 `prepare_video` makes one from a video: the 3DMM tracker (one identity for the whole video, raw
 per-frame pose and expression), one square head crop for the whole video (fixed, so the camera is
 the same for every frame: the intrinsics stay exact and nothing jitters), MediaPipe selfie
-segmentation, compositing on white, resize, the hold-out split, and on request a photometric
+segmentation, compositing on white, resize, the hold-out split, and (unless turned off) a photometric
 refinement of the head poses on the skin's texture (tracking/photometric_pose.py;
 `pose_refinement` in dataset.json holds its colour residual before and after, null when not
 run). Frames without a face are dropped and counted.
@@ -298,7 +298,7 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 512, holdout: float = 0.1,
-                  max_frames: int | None = None, fov_deg: float | None = None, refine_pose: bool = False,
+                  max_frames: int | None = None, fov_deg: float | None = None, refine_pose: bool = True,
                   progress: Callable[[Iterator, str, int], Iterator] | None = None) -> PrepareReport:
     """Video -> dataset folder (see the module doc). `progress(iterable, label, total)` wraps loops.
     `refine_pose`: refine the landmark poses photometrically (tracking/photometric_pose.py)."""

@@ -3,9 +3,9 @@
 Why: 2D landmarks pin the features' outline but leave the head's pitch and depth loosely
 determined, and they jitter from frame to frame. The skin of the forehead, nose and cheekbones
 barely moves with expression, and its texture pins the pose far better than its outline does.
-On d6 an avatar trained on the refined poses fits its training frames 1.4 dB better, though
-its held-out frames do not score higher (BENCHMARKS.md, "Third round"), so `prepare` runs it
-only on request (--pose-refine).
+`cpu-fast` avatars trained and scored on the refined poses gain 0.74 and 1.12 dB held out on d6
+and andrew_clip1 and lose 0.19 on obama_clip1 (BENCHMARKS.md, "Tenth round"), so `prepare`
+runs it by default (--no-pose-refine skips it).
 
 How: the rigid points of the fitted ICT face (vertices that no blendshape moves by more than
 `rigid_cm`) get one colour each, the median over frames of the image at their projection. Each
@@ -13,9 +13,10 @@ frame's rigid pose is then refined so that its image matches those colours, by G
 (rotation about the head's origin, translation, a per-channel gain and bias for exposure), with
 robust (Huber) weights, a light ridge towards the landmark pose, and only points that face the
 camera inside the person's mask (self-occlusion is not modelled: for the small turns of a
-person facing a camera, facing away is what hides skin). Coarse to fine, the colours re-read at
-every level, so pose and texture settle together. The landmark fit stays the start and the
-anchor; expressions are not changed.
+person facing a camera, facing away is what hides skin). The images are high-passed first (minus
+their blur), which on real videos placed the held-out heads better than raw colours. Coarse to
+fine, the colours re-read at every level, so pose and texture settle together. The landmark fit
+stays the start and the anchor; expressions are not changed.
 """
 from __future__ import annotations
 
@@ -46,12 +47,18 @@ class PhotometricConfig:
     ridge_rotation: float = 0.01
     ridge_translation: float = 0.01
     chunk: int = 64  # frames solved together (memory)
+    # Compare the images minus their blur of sigma = this x the side (0: raw colours). Measured,
+    # not derived: on obama_clip1 raw colours put the held-out heads ~1 degree off and cost 2.3 dB
+    # held out, high-passed ones did not, and d6 gained 0.4 dB more (BENCHMARKS.md, "Tenth round").
+    highpass: float = 0.0625
 
     def __post_init__(self) -> None:
         if not self.levels or any(s < 16 for s in self.levels):
             raise ValueError(f"levels must be image sides of at least 16, got {self.levels}")
         if self.iterations < 1 or self.chunk < 1:
             raise ValueError("iterations and chunk must be positive")
+        if not 0.0 <= self.highpass < 0.5:
+            raise ValueError(f"highpass must be within [0, 0.5), got {self.highpass}")
 
 
 @dataclass
@@ -97,6 +104,20 @@ def _level_images(images: torch.Tensor, side: int) -> torch.Tensor:
     return F.conv2d(out, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), padding=(1, 0), groups=c)
 
 
+def _high_pass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, C, S, S) minus its Gaussian blur of `sigma` pixels (reflected at the border), plus 0.5."""
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = images.shape[1]
+    blur = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                    groups=c)
+    blur = F.conv2d(F.pad(blur, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1),
+                    groups=c)
+    return images - blur + 0.5
+
+
 def _sample(maps: torch.Tensor, uv: torch.Tensor, side: int) -> torch.Tensor:
     """maps (B, C, S, S) at pixel positions uv (B, P, 2) (pixel i spans [i, i+1)) -> (B, P, C)."""
     grid = (uv * (2.0 / side) - 1.0)[:, :, None, :]
@@ -108,17 +129,20 @@ class _Frames:
     """The video's frames as uint8 tensors, with the rigid points' canonical positions per frame."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, points: torch.Tensor, normals: torch.Tensor,
-                 K: np.ndarray) -> None:
+                 K: np.ndarray, highpass: float = 0.0) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (T, 3, S, S) uint8
         self.masks = torch.from_numpy(np.ascontiguousarray(masks))[:, None]  # (T, 1, S, S) uint8
         self.points = points  # (T, P, 3) canonical, with the frame's expression
         self.normals = normals  # (P, 3) canonical
         self.side = images.shape[1]
         self.K = torch.as_tensor(K, dtype=torch.float32)
+        self.highpass = highpass
 
     def level(self, idx: slice, side: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Colour (B, 3, s, s) and mask (B, 1, s, s) of frames idx at side s."""
         rgb = _level_images(self.images[idx].float() / 255.0, side)
+        if self.highpass > 0:
+            rgb = _high_pass(rgb, self.highpass * side)
         mask = self.masks[idx].float() / 255.0
         if side != self.side:
             mask = F.interpolate(mask, size=(side, side), mode="area")
@@ -193,7 +217,7 @@ def refine_poses(images: np.ndarray, masks: np.ndarray, K: np.ndarray, points: n
         raise ValueError(f"normals must be (P, 3) for {points.shape[1]} points, got {normals.shape}")
     wrap = progress or (lambda it, label, total: it)
     frames = _Frames(images, masks, torch.as_tensor(points, dtype=torch.float32),
-                     torch.as_tensor(normals, dtype=torch.float32), K)
+                     torch.as_tensor(normals, dtype=torch.float32), K, config.highpass)
     R0 = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float32))
     t0 = torch.as_tensor(translation, dtype=torch.float32)
     R, t = R0.clone(), t0.clone()

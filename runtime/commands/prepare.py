@@ -1,15 +1,16 @@
 """`splatcam prepare`: a video of a person to a training dataset folder.
 
     splatcam prepare VIDEO --out DS [--size 512] [--holdout 0.1] [--max-frames N] [--fov 60]
-                     [--pose-refine]
+                     [--no-pose-refine]
     splatcam prepare VIEWS_DIR --out DS [--size 512] [--holdout 0.1]     (multi-view, see below)
 
 Tracks the face (one ICT identity for the whole video, pose and expression per frame), crops one
 stable square around the head for the whole video, removes the background (MediaPipe selfie
 segmentation) and composites on white, resizes to --size, and holds out the last --holdout
-fraction of frames for evaluation. --pose-refine also refines every frame's head pose on the
-texture of the skin: the avatar then fits its training frames better, but held-out frames did
-not score higher in the measurements so far (BENCHMARKS.md, "Third round").
+fraction of frames for evaluation. Then every frame's head pose is refined on the texture of the
+skin (high-passed, so shading does not pull it): held out, `cpu-fast` avatars of three people
+scored +0.74, +1.12 and -0.19 dB against the landmark poses (BENCHMARKS.md, "Tenth round").
+--no-pose-refine keeps the landmark fit's poses (a minute or two faster).
 Frames without a face are dropped and counted. The folder format is documented in
 avatar/dataset.py; a folder with `calibration.json` is read as multi-view data (format in the
 same place).
@@ -29,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of frames held out at the end (default 0.1)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--fov", type=float, default=None, help="assumed diagonal field of view, degrees (default 60)")
-    p.add_argument("--pose-refine", dest="refine_pose", action="store_true",
-                   help="refine the landmark fit's head poses on the skin's texture (a few minutes more)")
+    p.add_argument("--pose-refine", dest="refine_pose", action=argparse.BooleanOptionalAction, default=None,
+                   help="refine the landmark fit's head poses on the skin's texture (default: on; "
+                        "--no-pose-refine keeps the landmark poses)")
     p.set_defaults(func=run)
 
 
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                                            max_frames=args.max_frames, progress=progress)
     else:
         report = dataset.prepare_video(source, args.out, size=args.size, holdout=args.holdout,
-                                       max_frames=args.max_frames, fov_deg=args.fov, refine_pose=args.refine_pose,
+                                       max_frames=args.max_frames, fov_deg=args.fov,
+                                       refine_pose=args.refine_pose is not False,
                                        progress=progress)
     print(f"wrote {args.out}: {report.summary()}")
     return 0
