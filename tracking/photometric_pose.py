@@ -57,8 +57,8 @@ class PhotometricConfig:
             raise ValueError(f"levels must be image sides of at least 16, got {self.levels}")
         if self.iterations < 1 or self.chunk < 1:
             raise ValueError("iterations and chunk must be positive")
-        if not 0.0 <= self.highpass < 0.5:
-            raise ValueError(f"highpass must be within [0, 0.5), got {self.highpass}")
+        if not 0.0 <= self.highpass <= 0.3:  # the blur's reflected border must fit in the image
+            raise ValueError(f"highpass must be within [0, 0.3], got {self.highpass}")
 
 
 @dataclass
