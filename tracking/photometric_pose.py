@@ -4,8 +4,8 @@ Why: 2D landmarks pin the features' outline but leave the head's pitch and depth
 determined, and they jitter from frame to frame. The skin of the forehead, nose and cheekbones
 barely moves with expression, and its texture pins the pose far better than its outline does.
 `cpu-fast` avatars trained and scored on the refined poses gain 0.74 and 1.12 dB held out on d6
-and andrew_clip1 and lose 0.19 on obama_clip1 (BENCHMARKS.md, "Tenth round"), so `prepare`
-runs it by default (--no-pose-refine skips it).
+and andrew_clip1 and lose 0.19 on obama_clip1, `cpu` avatars 0.90, 2.11 and -0.14
+(BENCHMARKS.md, "Tenth round"), so `prepare` runs it by default (--no-pose-refine skips it).
 
 How: the rigid points of the fitted ICT face (vertices that no blendshape moves by more than
 `rigid_cm`) get one colour each, the median over frames of the image at their projection. Each

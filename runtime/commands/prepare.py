@@ -8,8 +8,8 @@ Tracks the face (one ICT identity for the whole video, pose and expression per f
 stable square around the head for the whole video, removes the background (MediaPipe selfie
 segmentation) and composites on white, resizes to --size, and holds out the last --holdout
 fraction of frames for evaluation. Then every frame's head pose is refined on the high-passed
-texture of the skin: held out, `cpu-fast` avatars of three people scored +0.74, +1.12 and
--0.19 dB against the landmark poses (BENCHMARKS.md, "Tenth round"). --no-pose-refine keeps the
+texture of the skin: held out, `cpu` avatars of three people scored +0.90, +2.11 and -0.14 dB
+against the landmark poses (BENCHMARKS.md, "Tenth round"). --no-pose-refine keeps the
 landmark fit's poses (a minute or two faster).
 Frames without a face are dropped and counted. The folder format is documented in
 avatar/dataset.py; a folder with `calibration.json` is read as multi-view data (format in the
