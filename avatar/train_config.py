@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from avatar.losses import PHOTOMETRIC
+
 
 @dataclass(frozen=True)
 class MeshStageConfig:
@@ -56,3 +58,11 @@ class GaussianStageConfig:
     checkpoint_every: int = 1000
     preview_every: int = 500
     log_every: int = 50
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first step, so a wrong profile fails before minutes of set-up.
+        if self.photometric_loss not in PHOTOMETRIC:
+            raise ValueError(f"photometric_loss must be one of {', '.join(PHOTOMETRIC)}, "
+                             f"got {self.photometric_loss!r}")
+        if self.frames_per_step < 1:
+            raise ValueError(f"frames_per_step must be at least 1, got {self.frames_per_step}")

@@ -1,5 +1,6 @@
 """One Gaussian-stage step (avatar.train_gaussians.train_step): several frames per step average
-their gradients, they do not add them; the deformation prior term trains f_def^exp."""
+their gradients, they do not add them; the deformation prior term trains f_def^exp; a wrong setting
+fails when the config is made."""
 import numpy as np
 import pytest
 import torch
@@ -97,3 +98,12 @@ def test_the_deformation_prior_term_pulls_f_def_exp_towards_its_target():
     before_off, after_off, losses_off = prior_error(0.0)
     print(f"f_def^exp error: {before_off:.4f} -> {after_off:.4f} without")
     assert "prior" not in losses_off and after_off > 0.9 * before_off, (before_off, after_off)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("photometric_loss", "l3", "photometric_loss must be one of l1, l2"),
+    ("frames_per_step", 0, "frames_per_step must be at least 1"),
+])
+def test_a_wrong_gaussian_stage_setting_fails_when_the_profile_is_built(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianStageConfig(**{field: value})
