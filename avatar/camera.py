@@ -32,3 +32,18 @@ class Camera:
         K[:2] *= factor
         return Camera(K=K, viewmat=self.viewmat, width=round(self.width * factor),
                       height=round(self.height * factor))
+
+    def project(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """World points (N, 3) -> their pixel coordinates (N, 2), centres at +0.5, and depth (N,)."""
+        x = points @ self.viewmat[:3, :3].T + self.viewmat[:3, 3]
+        uv = x @ self.K.T
+        return uv[:, :2] / uv[:, 2:].clamp_min(1e-6), x[:, 2]
+
+    def pixel_under(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For world points (N, 3): the column and row of the pixel each falls in (clamped into
+        the image), whether it is in front of the camera and inside the image, and its depth."""
+        uv, depth = self.project(points)
+        pixel = uv.floor().long()
+        inside = (depth > 0) & (pixel[:, 0] >= 0) & (pixel[:, 0] < self.width) & (pixel[:, 1] >= 0) \
+            & (pixel[:, 1] < self.height)
+        return pixel[:, 0].clamp(0, self.width - 1), pixel[:, 1].clamp(0, self.height - 1), inside, depth

@@ -5,8 +5,9 @@ Dataset folder (format "splatcam-dataset", version 1):
     DS/dataset.json   {"format", "version", "size", "fps", "source", "frames", "train", "heldout",
                        "dropped", "face_model_checksum" (sha256 of the ICT npz tracked with),
                        "fov_deg" (the tracker's assumed field of view), "crop": [x0, y0, side] in
-                       source pixels or null, "pose_refinement" (see below) and "cameras" (names)
-                       for multi-view data}
+                       source pixels or null, "source_size": [width, height] of the video (absent
+                       in datasets made before it was recorded), "pose_refinement" (see below) and
+                       "cameras" (names) for multi-view data}
     DS/frames.npz     per sample i (T samples):
                         expression (T, 53), rotation (T, 3), translation (T, 3)   head pose β, camera
                                                                                  space of `camera`
@@ -16,7 +17,8 @@ Dataset folder (format "splatcam-dataset", version 1):
                         heldout (T,) bool       the last `holdout` fraction of frames
                       and per camera c: K (C, 3, 3) pixels at `size`, viewmat (C, 4, 4) world ->
                       camera (OpenCV axes); identity (100,) the person's ICT identity.
-    DS/images/000123.png   sample i's RGB, composited on white, size x size
+    DS/images/000123.png   sample i's RGB, composited on white, size x size; where the crop reaches
+                           past the video's frame it is white padding (`Dataset.frame_window`)
     DS/masks/000123.png    its foreground mask (8-bit), the segmentation the image was composited with
 
 A monocular video gives one camera at the world origin (viewmat = identity), so the head pose is
@@ -111,6 +113,16 @@ class Dataset:
     def load_mask(self, i: int, size: int | None = None) -> np.ndarray:
         return _read_png(self.mask_path(i), size, color=False)
 
+    def frame_window(self, size: int) -> np.ndarray | None:
+        """(size, size) share of each pixel inside the source video's frame, or None where all of
+        every pixel is (a crop inside the frame, no crop, or a dataset made before the video's
+        size was recorded)."""
+        crop, source = self.meta.get("crop"), self.meta.get("source_size")
+        if not crop or not source:
+            return None
+        window = frame_coverage(tuple(crop), tuple(source), size)
+        return None if window.min() >= 1.0 else window
+
 
 def _read_png(path: Path, size: int | None, color: bool) -> np.ndarray:
     import cv2
@@ -155,6 +167,10 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
         raise ValueError(f"{root / 'frames.npz'}: camera arrays are inconsistent")
     if t == 0:
         raise ValueError(f"{root}: the dataset has no frames")
+    source = meta.get("source_size")
+    if source is not None and not (isinstance(source, list) and len(source) == 2
+                                   and all(isinstance(v, int) and v > 0 for v in source)):
+        raise ValueError(f"{meta_path}: source_size must be [width, height] in pixels, got {source!r}")
     frames.heldout = frames.heldout.astype(bool)
     return Dataset(root, int(meta["size"]), float(meta.get("fps", 30.0)), frames, meta)
 
@@ -215,6 +231,18 @@ def crop_intrinsics(K: np.ndarray, crop: tuple[int, int, int], size: int) -> np.
     out[0, 2] = (K[0, 2] - x0) * s
     out[1, 2] = (K[1, 2] - y0) * s
     return out.astype(np.float32)
+
+
+def frame_coverage(crop: tuple[int, int, int], source_size: tuple[int, int], size: int) -> np.ndarray:
+    """(size, size) float32: the share of each pixel of the crop (x0, y0, side), resized to size x
+    size, that lies inside the source frame of source_size = (width, height).
+
+    Outside the frame the crop holds padding (crop_square), which no render of the person should
+    be asked to draw; a render is cut to this window before it is compared with the frame. It is
+    made the way the masks are (crop, then resize), so its edge falls where the padding's does.
+    """
+    width, height = source_size
+    return _resize(crop_square(np.ones((height, width), np.float32), crop, 0.0), size)
 
 
 def crop_square(image: np.ndarray, crop: tuple[int, int, int], fill: float | int) -> np.ndarray:
@@ -383,7 +411,8 @@ def prepare_video(video: str | os.PathLike, out: str | os.PathLike, size: int = 
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": size, "fps": clip.fps,
                 "source": str(Path(video).resolve()), "frames": len(keep),
                 "train": int((~frames.heldout).sum()), "heldout": int(frames.heldout.sum()),
-                "dropped": dropped, "crop": list(crop), "face_model_checksum": data.checksum,
+                "dropped": dropped, "crop": list(crop), "source_size": [clip.width, clip.height],
+                "face_model_checksum": data.checksum,
                 "fov_deg": fit.fov_deg, "pose_refinement": refinement}
 
     _write_dataset(Path(out), build)

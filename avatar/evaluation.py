@@ -2,8 +2,11 @@
 
 Everything is compared at the avatar's output resolution (SR_FACTOR x its render size), on the
 white-composited ground truth of the held-out frames, with the tracked pose and expression of
-each frame (no per-frame refinement: those frames were never trained on). The baseline renders
-nothing: it predicts the mean training image for every held-out frame.
+each frame (no per-frame refinement: those frames were never trained on). Where the dataset's
+crop reaches past the video's frame, the render is cut to that frame first (render_sample with
+training_data.cut_to_frame), as the ground truth was: the padding there is white in every frame
+and says nothing about the person. The baseline renders nothing: it predicts the mean training
+image for every held-out frame.
 """
 from __future__ import annotations
 

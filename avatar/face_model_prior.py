@@ -108,13 +108,7 @@ def sample_colors(gaussians: list[GaussianSet], data: TrainingData, frames: list
         camera = data.camera(j, resolution)
         depth = render_gaussians(g, camera).depth[..., 0]
         image = data.image(j, resolution)
-        cam_pts = g.means @ camera.viewmat[:3, :3].T + camera.viewmat[:3, 3]
-        z = cam_pts[:, 2]
-        uv = cam_pts @ camera.K.T
-        u = (uv[:, 0] / z.clamp_min(1e-6)).floor().long()
-        v = (uv[:, 1] / z.clamp_min(1e-6)).floor().long()
-        inside = (z > 0) & (u >= 0) & (u < resolution) & (v >= 0) & (v < resolution)
-        uc, vc = u.clamp(0, resolution - 1), v.clamp(0, resolution - 1)
+        uc, vc, inside, z = camera.pixel_under(g.means)
         visible = inside & (z <= depth[vc, uc] + VISIBLE_DEPTH)
         total[visible] += image[vc[visible], uc[visible]].double()
         seen[visible] += 1

@@ -42,7 +42,7 @@ from avatar.mesh_render import render_mesh
 from avatar.mlp import PointMLP
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
-from avatar.training_data import TrainingData
+from avatar.training_data import TrainingData, cut_to_frame
 from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
 
@@ -145,20 +145,22 @@ def ellipsoid_sdf(points: torch.Tensor, center: torch.Tensor, radii: torch.Tenso
 def silhouette_hull(points: torch.Tensor, data: TrainingData, views: int = 32, resolution: int = 64) -> torch.Tensor:
     """(N,) mean foreground-mask value of canonical points projected into `views` training frames
     (spread over the video) with their tracked poses: ~1 inside the visual hull, ~0 outside.
-    A point projecting outside a frame counts as background (the crop holds the whole head)."""
+    A point projecting outside the crop counts as background (the crop holds the whole head); one
+    on the crop's padding past the video's frame counts as foreground (the padding shows nothing)."""
     picks = np.linspace(0, len(data) - 1, min(views, len(data))).round().astype(int)
+    window = data.frame_window(resolution)
     total = torch.zeros(points.shape[0])
     for j in picks:
         cam = data.camera(int(j), resolution)
         pose = data.pose[int(j)]
-        world = points @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
-        x = world @ cam.viewmat[:3, :3].T + cam.viewmat[:3, 3]
-        uv = x @ cam.K.T
-        uv = uv[:, :2] / uv[:, 2:].clamp_min(1e-6)
+        uv, depth = cam.project(points @ axis_angle_to_matrix(pose[:3]).T + pose[3:])
         grid = (uv / resolution * 2 - 1)[None, None]  # pixel edges at 0 and R -> -1 and 1
-        mask = data.mask(int(j), resolution)[None, None]
+        mask = data.mask(int(j), resolution)
+        if window is not None:
+            mask = torch.maximum(mask, 1.0 - window)
+        mask = mask[None, None]
         sampled = torch.nn.functional.grid_sample(mask, grid, align_corners=False, padding_mode="zeros")
-        total += sampled.reshape(-1) * (x[:, 2] > 0)
+        total += sampled.reshape(-1) * (depth > 0)
     return total / len(picks)
 
 
@@ -225,10 +227,12 @@ def mesh_stage_loss(mesh_head: MeshHead, data: TrainingData, j: int, resolution:
     rendered, offset = mesh_head.render(mesh, features, expression, pose, camera, backend)
     gt = data.image(j, resolution).to(camera.K.device)
     gt_mask = data.mask(j, resolution).to(camera.K.device)
+    window = data.frame_window(resolution)
+    window = None if window is None else window[..., None]
     p = mesh_head.head.deform_landmarks(expression)
     terms = {
-        "rgb": rgb_loss(rendered.image[..., :3], gt),
-        "sil": silhouette_loss(rendered.alpha[..., 0], gt_mask),
+        "rgb": rgb_loss(cut_to_frame(rendered.image[..., :3], window, 1.0), gt),
+        "sil": silhouette_loss(cut_to_frame(rendered.alpha, window, 0.0)[..., 0], gt_mask),
         "def": deformation_loss(p, data.landmarks3d[j].to(p.device)),
         "offset": offset_loss(offset) if offset.shape[0] else offset.sum(),
         "lmk": landmark_sdf_loss(mesh_head.geometry_at(mesh_head.head.landmarks)[0]),

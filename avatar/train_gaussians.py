@@ -13,7 +13,9 @@ kind at the profile's rates (times its lr_scale), decayed exponentially to `lr_f
 themselves by the end of the schedule (the last step, or with a time budget the last minute).
 Augmentation: a random zoom z in [1, augment_zoom] with a random crop, done exactly through the
 camera (focal x z, principal point shifted) and an integer crop of the ground truth and mask
-resized back to fR, so the render stays pixel-aligned with its target.
+resized back to fR, so the render stays pixel-aligned with its target. Where the dataset's crop
+reaches past the video's frame, the renders (I_hr, I_lr, alpha) are cut to that frame
+(training_data.cut_to_frame) before any loss: the padding there is not the person's to draw.
 
 The whole training state (parameters, Adam moments, pose refinements, step, random generator)
 is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from
@@ -46,7 +48,7 @@ from avatar.losses import PHOTOMETRIC, VGGFeatures, gaussian_stage_loss
 from avatar.render_pipeline import ModuleStages, RenderPipeline
 from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
-from avatar.training_data import TrainingData
+from avatar.training_data import TrainingData, cut_to_frame
 from core.atomic import atomic_file
 
 STATE_TENSORS = "state.safetensors"
@@ -100,12 +102,15 @@ class GaussianStage:
 
 
 def augmented_view(data: TrainingData, j: int, resolution: int, factor: int, zoom_max: float,
-                   generator: torch.Generator, device) -> tuple[Camera, torch.Tensor, torch.Tensor]:
-    """Sample j's camera at `resolution`, its ground truth (fR, fR, 3) and mask (fR, fR) at `factor`
-    x (the SR's), randomly zoomed and cropped."""
+                   generator: torch.Generator, device
+                   ) -> tuple[Camera, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Sample j's camera at `resolution`, its ground truth (fR, fR, 3), mask (fR, fR) and frame
+    window (fR, fR, or None) at `factor` x (the SR's), randomly zoomed and cropped."""
     hr = factor * resolution
     camera = data.camera(j, resolution)
-    gt = torch.cat([data.image(j, hr), data.mask(j, hr)[..., None]], -1)
+    window = data.frame_window(hr)
+    parts = [data.image(j, hr), data.mask(j, hr)[..., None]] + ([] if window is None else [window[..., None]])
+    gt = torch.cat(parts, -1)
     if zoom_max > 1.0:
         zoom = 1.0 + (zoom_max - 1.0) * float(torch.rand(1, generator=generator))
         side = max(factor, int(round(hr / zoom / factor)) * factor)  # crop side in hr pixels
@@ -122,7 +127,7 @@ def augmented_view(data: TrainingData, j: int, resolution: int, factor: int, zoo
             crop = gt[oy:oy + side, ox:ox + side].permute(2, 0, 1)[None]
             gt = F.interpolate(crop, size=(hr, hr), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
     gt = gt.to(device)
-    return camera.to(device), gt[..., :3], gt[..., 3]
+    return camera.to(device), gt[..., :3], gt[..., 3], None if window is None else gt[..., 4]
 
 
 def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torch.Tensor, pose: torch.Tensor,
@@ -139,7 +144,8 @@ def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingD
     device = model.positions.device
     hr, _, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
                             data.camera(j, resolution).to(device), backend)
-    return hr[0].permute(1, 2, 0)
+    window = data.frame_window(hr.shape[-1])
+    return cut_to_frame(hr[0].permute(1, 2, 0), None if window is None else window[..., None], 1.0)
 
 
 def schedule_progress(step: int, seconds: float, config: GaussianStageConfig) -> float:
@@ -167,18 +173,21 @@ def train_step(stage: GaussianStage, data: TrainingData, resolution: int, config
     sums: dict[str, float] = {}
     for _ in range(frames):
         j = int(torch.randint(len(data), (1,), generator=stage.generator))
-        camera, gt, mask = augmented_view(data, j, resolution, stage.sr.factor, config.augment_zoom,
-                                          stage.generator, device)
+        camera, gt, mask, window = augmented_view(data, j, resolution, stage.sr.factor, config.augment_zoom,
+                                                  stage.generator, device)
         expression = data.expression[j].to(device)
         pose = data.pose[j].to(device) + stage.pose_offsets[j]
         hr, features, alpha = render_frame(stage.model, stage.sr, expression, pose, camera, backend,
                                            skip_unblended=True)
+        window_lr = None if window is None else F.avg_pool2d(window[None, None], stage.sr.factor)
         gt_hr = gt.permute(2, 0, 1)[None]
         gt_lr = F.avg_pool2d(gt_hr, stage.sr.factor)
-        total, terms = gaussian_stage_loss(hr, features[:, :3], gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr,
-                                           vgg, config.photometric_loss)
+        total, terms = gaussian_stage_loss(cut_to_frame(hr, window, 1.0), cut_to_frame(features[:, :3], window_lr, 1.0),
+                                           gt_hr, gt_lr, config.lambda_vgg, config.lambda_lr, vgg,
+                                           config.photometric_loss)
         if config.lambda_mask > 0:
-            mask_loss = PHOTOMETRIC[config.photometric_loss](alpha, F.avg_pool2d(mask[None, None], stage.sr.factor))
+            mask_loss = PHOTOMETRIC[config.photometric_loss](cut_to_frame(alpha, window_lr, 0.0),
+                                                             F.avg_pool2d(mask[None, None], stage.sr.factor))
             terms["mask"] = float(mask_loss.detach())
             total = total + config.lambda_mask * mask_loss
         (total / frames).backward()

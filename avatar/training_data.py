@@ -23,6 +23,9 @@ class TrainingData:
     viewmat: torch.Tensor  # (N, 4, 4)
     dataset_size: int
     image_size: int
+    # (S, S) share of each pixel inside the source video's frame (Dataset.frame_window), None
+    # where every pixel is: outside it the ground truth is padding, and renders are cut the same way.
+    window: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -38,6 +41,19 @@ class TrainingData:
 
     def mask(self, j: int, resolution: int) -> torch.Tensor:
         return resized(self.masks[j].float()[..., None] / 255, resolution)[..., 0]
+
+    def frame_window(self, resolution: int) -> torch.Tensor | None:
+        """(R, R) share of each pixel inside the source video's frame, or None (all of every pixel)."""
+        return None if self.window is None else resized(self.window[..., None], resolution)[..., 0]
+
+
+def cut_to_frame(image: torch.Tensor, window: torch.Tensor | None, background: float) -> torch.Tensor:
+    """`image` as the source video shows it: `background` where it lies outside the frame. `window`
+    (from frame_window) must broadcast against `image`; None leaves the image as it is."""
+    if window is None:
+        return image
+    window = window.to(image)
+    return image * window + background * (1.0 - window)
 
 
 def resized(img: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -61,13 +77,15 @@ def load_training_data(dataset: Dataset, indices: np.ndarray, image_size: int,
         images.append(torch.from_numpy(dataset.load_image(int(i), image_size)))
         masks.append(torch.from_numpy(dataset.load_mask(int(i), image_size)))
     cam = f.camera[indices]
+    window = dataset.frame_window(image_size)
     pose = np.concatenate([f.rotation[indices], f.translation[indices]], 1)
     return TrainingData(
         indices=np.asarray(indices), images=torch.stack(images), masks=torch.stack(masks),
         expression=torch.from_numpy(f.expression[indices]).float(), pose=torch.from_numpy(pose).float(),
         landmarks3d=torch.from_numpy(f.landmarks3d[indices]).float(),
         K=torch.from_numpy(f.K[cam]).float(), viewmat=torch.from_numpy(f.viewmat[cam]).float(),
-        dataset_size=dataset.size, image_size=image_size)
+        dataset_size=dataset.size, image_size=image_size,
+        window=None if window is None else torch.from_numpy(window))
 
 
 def subsample(indices: np.ndarray, limit: int | None) -> np.ndarray:

@@ -98,15 +98,19 @@ def test_augmented_view_keeps_render_and_ground_truth_aligned():
     u, v = 13, 19
     img[0, v, u] = 255
     data.masks[0, v, u] = 255
+    assert augmented_view(data, 0, r, SR_FACTOR, 1.5, torch.Generator(), "cpu")[3] is None
+    data.window = torch.ones(hr, hr)
+    data.window[v, u] = 0.0
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
-        camera, gt, mask = augmented_view(data, 0, r, SR_FACTOR, 1.5, gen, "cpu")
+        camera, gt, mask, window = augmented_view(data, 0, r, SR_FACTOR, 1.5, gen, "cpu")
         K0 = data.camera(0, r).K
         ray = torch.tensor([((u + 0.5) / SR_FACTOR - K0[0, 2]) / K0[0, 0], ((v + 0.5) / SR_FACTOR - K0[1, 2]) / K0[1, 1], 1.0])
         proj = camera.K @ ray
         px = proj[:2] / proj[2] * SR_FACTOR  # in hr pixels of the augmented view
         peak = torch.nonzero(gt[..., 0] == gt[..., 0].max())[0]
         assert torch.equal(torch.nonzero(mask == mask.max())[0], peak)  # the mask is cropped with the image
+        assert torch.equal(torch.nonzero(window == window.min())[0], peak)  # and so is the frame window
         assert abs(float(px[0]) - (int(peak[1]) + 0.5)) < 1.5 and abs(float(px[1]) - (int(peak[0]) + 0.5)) < 1.5
 
 

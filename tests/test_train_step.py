@@ -1,6 +1,6 @@
 """One Gaussian-stage step (avatar.train_gaussians.train_step): several frames per step average
-their gradients, they do not add them; the deformation prior term trains f_def^exp; a wrong setting
-fails when the config is made."""
+their gradients, they do not add them; the padding past the video's frame teaches nothing; the
+deformation prior term trains f_def^exp; a wrong setting fails when the config is made."""
 import numpy as np
 import pytest
 import torch
@@ -34,8 +34,10 @@ def _stage_and_data(frames: int) -> tuple[GaussianStage, TrainingData]:
     return GaussianStage.create(model, sr, frames, profile.training, 1.0), data
 
 
-def _gradients(frames_per_step: int) -> tuple[list[torch.Tensor], dict[str, float]]:
+def _gradients(frames_per_step: int, data_change=None) -> tuple[list[torch.Tensor], dict[str, float]]:
     stage, data = _stage_and_data(4)
+    if data_change is not None:
+        data_change(data)
     config = GaussianStageConfig(steps=1, frames_per_step=frames_per_step, lambda_mask=1.0, augment_zoom=1.0)
     losses = train_step(stage, data, micro_profile().render_resolution, config, "cpu", None)
     return [p.grad.clone() for p in stage.model.parameters() if p.grad is not None], losses
@@ -48,6 +50,36 @@ def test_frames_per_step_averages_the_frames_gradients():
     for a, b in zip(one, three):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7 * float(a.abs().max()) + 1e-12)
     assert losses_three["total"] == pytest.approx(losses_one["total"], rel=1e-5)
+
+
+def test_the_padding_past_the_videos_frame_teaches_nothing():
+    """With the left half of every frame outside the video (frame window 0 there), what the ground
+    truth holds in that half does not change a gradient; without the window it does."""
+    def left_half_out(data):
+        size = data.image_size
+        data.window = torch.ones(size, size)
+        data.window[:, : size // 2] = 0.0
+
+    def other_left_half(data):
+        size = data.image_size
+        data.images = data.images.clone()
+        data.images[:, :, : size // 2] = torch.randint(0, 256, (size, size // 2, 3),
+                                                        generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+        data.masks = data.masks.clone()
+        data.masks[:, :, : size // 2] = 0
+
+    def both(data):
+        left_half_out(data)
+        other_left_half(data)
+
+    cut, _ = _gradients(1, left_half_out)
+    cut_other, _ = _gradients(1, both)
+    plain, _ = _gradients(1)
+    plain_other, _ = _gradients(1, other_left_half)
+    assert len(cut) == len(cut_other) == len(plain) == len(plain_other) > 0
+    for a, b in zip(cut, cut_other):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7 * float(a.abs().max()) + 1e-12)
+    assert any(not torch.allclose(a, b, rtol=1e-2) for a, b in zip(plain, plain_other))
 
 
 class _LinearTarget:
