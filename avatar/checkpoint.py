@@ -3,7 +3,8 @@
 `avatar.safetensors` holds every tensor: the head model (`model.*`), the SR CNN (`sr.*`), the
 render camera (`camera.K`, `camera.viewmat`) and `anchor_translation`. `avatar.json` holds the
 format name and version, the model config, the coefficient contract version, the face-model
-checksum, the camera size and a free-form training summary. Nothing is ever unpickled: a file
+checksum, the camera size, the training video's frame in the camera's pixels where the training
+crop reached past it (avatar.video_frame; absent otherwise) and a free-form training summary. Nothing is ever unpickled: a file
 from someone else can at worst fail to load, never run code. Every way a directory can be
 unusable raises `CheckpointError` with a one-line message.
 
@@ -13,6 +14,7 @@ interrupted save (Ctrl+C included) leaves the previous avatar, or nothing, never
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ from avatar.camera import Camera
 from avatar.config import ModelConfig
 from avatar.head_model import GaussianHeadModel
 from avatar.super_resolution import SuperResolution
+from avatar.video_frame import Rectangle, rectangle_coverage
 from core.atomic import atomic_directory
 from tracking.params import CONTRACT_VERSION
 
@@ -47,6 +50,9 @@ class AvatarMetadata:
     face_model_checksum: str | None = None  # sha256 of the ict_face_model.npz used to track/train
     training: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable summary
     format_version: int = FORMAT_VERSION
+    # The training video's frame (x0, y0, x1, y1) in `camera` pixels; renders are cut to it. None:
+    # the video filled the whole view.
+    frame: Rectangle | None = None
 
 
 @dataclass
@@ -67,6 +73,16 @@ class Avatar:
     @property
     def config(self) -> ModelConfig:
         return self.model.config
+
+    def frame_window(self, width: int) -> torch.Tensor | None:
+        """(H, W, 1) share of each pixel of an output image `width` wide (the camera's view at any
+        scale) inside the training video's frame, for video_frame.cut_to_frame; None: all of it."""
+        rect = self.metadata.frame
+        if rect is None:
+            return None
+        s = width / self.camera.width
+        height = round(self.camera.height * s)
+        return torch.from_numpy(rectangle_coverage(tuple(v * s for v in rect), width, height))[..., None]
 
     def to(self, device: str | torch.device) -> "Avatar":
         self.model.to(device)
@@ -100,6 +116,8 @@ def _meta(avatar: Avatar) -> str:
         "camera": {"width": avatar.camera.width, "height": avatar.camera.height},
         "training": m.training,
     }
+    if m.frame is not None:
+        meta["frame"] = [float(v) for v in m.frame]
     try:
         return json.dumps(meta, indent=2, allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -146,6 +164,11 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: face_model_checksum must be a string or null")
     if not isinstance(meta.get("training", {}), dict):
         raise CheckpointError(f"{path}: \"training\" must be an object")
+    frame = meta.get("frame")
+    if frame is not None and not (isinstance(frame, list) and len(frame) == 4
+                                  and all(type(v) in (int, float) and math.isfinite(v) for v in frame)
+                                  and frame[0] < frame[2] and frame[1] < frame[3]):
+        raise CheckpointError(f"{path}: \"frame\" must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
     return meta
 
 
@@ -208,5 +231,6 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
     avatar = _read_tensors(root / TENSORS_FILE, config, meta)
     avatar.metadata = AvatarMetadata(contract_version=meta["contract_version"],
                                      face_model_checksum=meta.get("face_model_checksum"),
-                                     training=meta.get("training", {}), format_version=meta["format_version"])
+                                     training=meta.get("training", {}), format_version=meta["format_version"],
+                                     frame=None if meta.get("frame") is None else tuple(meta["frame"]))
     return avatar

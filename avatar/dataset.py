@@ -18,7 +18,7 @@ Dataset folder (format "splatcam-dataset", version 1):
                       and per camera c: K (C, 3, 3) pixels at `size`, viewmat (C, 4, 4) world ->
                       camera (OpenCV axes); identity (100,) the person's ICT identity.
     DS/images/000123.png   sample i's RGB, composited on white, size x size; where the crop reaches
-                           past the video's frame it is white padding (`Dataset.frame_window`)
+                           past the video's frame it is white padding (avatar.video_frame)
     DS/masks/000123.png    its foreground mask (8-bit), the segmentation the image was composited with
 
 A monocular video gives one camera at the world origin (viewmat = identity), so the head pose is
@@ -54,6 +54,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from avatar.video_frame import Rectangle, covers, frame_rectangle, rectangle_coverage
 from core.atomic import atomic_directory
 
 FORMAT_NAME = "splatcam-dataset"
@@ -113,15 +114,20 @@ class Dataset:
     def load_mask(self, i: int, size: int | None = None) -> np.ndarray:
         return _read_png(self.mask_path(i), size, color=False)
 
-    def frame_window(self, size: int) -> np.ndarray | None:
-        """(size, size) share of each pixel inside the source video's frame, or None where all of
-        every pixel is (a crop inside the frame, no crop, or a dataset made before the video's
-        size was recorded)."""
+    def frame_rectangle(self, size: int) -> Rectangle | None:
+        """The source video's frame in pixels of the samples at size x size (avatar.video_frame),
+        or None where it holds every pixel (a crop inside the frame, no crop, or a dataset made
+        before the video's size was recorded)."""
         crop, source = self.meta.get("crop"), self.meta.get("source_size")
         if not crop or not source:
             return None
-        window = frame_coverage(tuple(crop), tuple(source), size)
-        return None if window.min() >= 1.0 else window
+        rect = frame_rectangle(tuple(crop), tuple(source), size)
+        return None if covers(rect, size, size) else rect
+
+    def frame_window(self, size: int) -> np.ndarray | None:
+        """(size, size) share of each pixel inside the source video's frame, or None (all of it)."""
+        rect = self.frame_rectangle(size)
+        return None if rect is None else rectangle_coverage(rect, size, size)
 
 
 def _read_png(path: Path, size: int | None, color: bool) -> np.ndarray:
@@ -231,18 +237,6 @@ def crop_intrinsics(K: np.ndarray, crop: tuple[int, int, int], size: int) -> np.
     out[0, 2] = (K[0, 2] - x0) * s
     out[1, 2] = (K[1, 2] - y0) * s
     return out.astype(np.float32)
-
-
-def frame_coverage(crop: tuple[int, int, int], source_size: tuple[int, int], size: int) -> np.ndarray:
-    """(size, size) float32: the share of each pixel of the crop (x0, y0, side), resized to size x
-    size, that lies inside the source frame of source_size = (width, height).
-
-    Outside the frame the crop holds padding (crop_square), which no render of the person should
-    be asked to draw; a render is cut to this window before it is compared with the frame. It is
-    made the way the masks are (crop, then resize), so its edge falls where the padding's does.
-    """
-    width, height = source_size
-    return _resize(crop_square(np.ones((height, width), np.float32), crop, 0.0), size)
 
 
 def crop_square(image: np.ndarray, crop: tuple[int, int, int], fill: float | int) -> np.ndarray:

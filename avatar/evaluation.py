@@ -4,7 +4,7 @@ Everything is compared at the avatar's output resolution (SR_FACTOR x its render
 white-composited ground truth of the held-out frames, with the tracked pose and expression of
 each frame (no per-frame refinement: those frames were never trained on). Where the dataset's
 crop reaches past the video's frame, the render is cut to that frame first (render_sample with
-training_data.cut_to_frame), as the ground truth was: the padding there is white in every frame
+avatar.video_frame), as the ground truth was: the padding there is white in every frame
 and says nothing about the person. The baseline renders nothing: it predicts the mean training
 image for every held-out frame.
 """

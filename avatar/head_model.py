@@ -62,10 +62,6 @@ class Deformation:
     attribute_offsets: torch.Tensor | None
 
 
-# The parameters with one row per Gaussian (X0, F0, Q0, S0, A0).
-PER_GAUSSIAN = ("positions", "features", "rotations", "log_scales", "opacity_logits")
-
-
 class GaussianHeadModel(nn.Module):
     def __init__(self, config: ModelConfig, num_gaussians: int) -> None:
         super().__init__()
@@ -138,13 +134,6 @@ class GaussianHeadModel(nn.Module):
             model.opacity_logits.fill_(float(np.log(INITIAL_OPACITY / (1 - INITIAL_OPACITY))))
             model.landmarks.copy_(lmk)
         return model
-
-    def subset(self, keep: torch.Tensor) -> "GaussianHeadModel":
-        """A copy with only the Gaussians where `keep` (N,) bool is true; the same MLPs and P0."""
-        out = GaussianHeadModel(self.config, int(keep.sum()))
-        state = {k: v[keep.to(v.device)] if k in PER_GAUSSIAN else v for k, v in self.state_dict().items()}
-        out.load_state_dict(state)
-        return out.to(self.positions.device)
 
     def mlps(self) -> list[nn.Module]:
         return [self.exp_color_mlp, self.pose_color_mlp, self.exp_attributes_mlp,

@@ -42,7 +42,8 @@ from avatar.mesh_render import render_mesh
 from avatar.mlp import PointMLP
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
-from avatar.training_data import TrainingData, cut_to_frame
+from avatar.training_data import TrainingData
+from avatar.video_frame import cut_to_frame
 from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
 

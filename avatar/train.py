@@ -45,7 +45,6 @@ from avatar.super_resolution import SuperResolution
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     schedule_progress, train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
-from avatar.unseen_gaussians import seen_in_frame
 from core.atomic import atomic_file
 from tracking.face_model import load_face_model_data
 
@@ -188,22 +187,17 @@ def _preview(path: Path, stage: GaussianStage, samples: list[tuple[TrainingData,
 
 def build_avatar(stage: GaussianStage, dataset: Dataset, data: TrainingData, resolution: int,
                  training: dict) -> Avatar:
-    """The avatar as a checkpoint: the model without the Gaussians no training frame shows
-    (avatar.unseen_gaussians), SR and the dataset's first camera at the render size."""
-    model = stage.model
-    seen = seen_in_frame(model, data, resolution)
-    if not bool(seen.all()):
-        logger.info("dropped %d of %d Gaussians that only the padding past the video's frame shows",
-                    int((~seen).sum()), len(seen))
-        model = model.subset(seen)
+    """The avatar as a checkpoint: the model, SR, the dataset's first camera at the render size
+    and the video's frame in that camera (avatar.video_frame)."""
     native = Camera(K=torch.as_tensor(dataset.frames.K[0]), viewmat=torch.as_tensor(dataset.frames.viewmat[0]),
                     width=dataset.size, height=dataset.size)
     camera = native.scaled(resolution / dataset.size)
     checksum = dataset.meta.get("face_model_checksum")
     # The identity lets another recording of the person be aligned to this avatar (evaluate).
     training = {**training, "identity": [float(v) for v in dataset.frames.identity]}
-    return Avatar(model, stage.sr, camera, data.pose[:, 3:].mean(0),
-                  AvatarMetadata(face_model_checksum=checksum, training=training))
+    return Avatar(stage.model, stage.sr, camera, data.pose[:, 3:].mean(0),
+                  AvatarMetadata(face_model_checksum=checksum, training=training,
+                                 frame=dataset.frame_rectangle(resolution)))
 
 
 def initialise_from_data(model: GaussianHeadModel, dataset: Dataset, train: TrainingData, profile: Profile,

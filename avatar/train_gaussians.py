@@ -15,7 +15,7 @@ Augmentation: a random zoom z in [1, augment_zoom] with a random crop, done exac
 camera (focal x z, principal point shifted) and an integer crop of the ground truth and mask
 resized back to fR, so the render stays pixel-aligned with its target. Where the dataset's crop
 reaches past the video's frame, the renders (I_hr, I_lr, alpha) are cut to that frame
-(training_data.cut_to_frame) before any loss: the padding there is not the person's to draw.
+(avatar.video_frame) before any loss: the padding there is not the person's to draw.
 
 The whole training state (parameters, Adam moments, pose refinements, step, random generator)
 is saved with safetensors + JSON (`save_state` / `load_state`), so a resumed run continues from
@@ -48,7 +48,8 @@ from avatar.losses import PHOTOMETRIC, VGGFeatures, gaussian_stage_loss
 from avatar.render_pipeline import ModuleStages, RenderPipeline
 from avatar.super_resolution import SuperResolution
 from avatar.train_config import GaussianStageConfig
-from avatar.training_data import TrainingData, cut_to_frame
+from avatar.training_data import TrainingData
+from avatar.video_frame import cut_to_frame
 from core.atomic import atomic_file
 
 STATE_TENSORS = "state.safetensors"

@@ -47,15 +47,6 @@ class TrainingData:
         return None if self.window is None else resized(self.window[..., None], resolution)[..., 0]
 
 
-def cut_to_frame(image: torch.Tensor, window: torch.Tensor | None, background: float) -> torch.Tensor:
-    """`image` as the source video shows it: `background` where it lies outside the frame. `window`
-    (from frame_window) must broadcast against `image`; None leaves the image as it is."""
-    if window is None:
-        return image
-    window = window.to(image)
-    return image * window + background * (1.0 - window)
-
-
 def resized(img: torch.Tensor, resolution: int) -> torch.Tensor:
     """(S, S, C) float -> (R, R, C): average pooling when R divides S, else area interpolation."""
     if img.shape[0] == resolution:

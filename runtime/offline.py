@@ -16,6 +16,7 @@ import torch
 
 from avatar.checkpoint import Avatar
 from avatar.render_pipeline import ModuleStages, RenderPipeline, to_uint8
+from avatar.video_frame import cut_to_frame
 from runtime.options import NEUTRALS
 from tracking.driving_frame import DrivingFrame
 from tracking.params_file import ParamsSequence
@@ -72,14 +73,17 @@ def retargeted_sequence(seq: ParamsSequence, avatar_neutral: DrivingFrame, how: 
 
 def render_frames(avatar: Avatar, expressions: np.ndarray, poses: np.ndarray, raster: str,
                   device: torch.device) -> Iterator[np.ndarray]:
-    """RGB uint8 frames (fH, fW, 3) of the avatar through its own camera, one per row of (T, 53)
-    expressions and (T, 6) poses; the avatar is moved to `device` and put in eval mode."""
+    """RGB uint8 frames (fH, fW, 3) of the avatar through its own camera, cut to its training
+    video's frame (avatar.video_frame), one per row of (T, 53) expressions and (T, 6) poses; the
+    avatar is moved to `device` and put in eval mode."""
     avatar.to(device)
     avatar.model.eval()
     avatar.sr.eval()
     pipeline = RenderPipeline(ModuleStages(avatar.model, avatar.sr), raster)
     expression = torch.from_numpy(expressions).to(device)
     pose = torch.from_numpy(poses).to(device)
+    window = avatar.frame_window(avatar.sr.factor * avatar.camera.width)
+    window = None if window is None else window.to(device)
     with torch.no_grad():
         for t in range(len(poses)):
-            yield to_uint8(pipeline.render(expression[t], pose[t], avatar.camera).rgb)
+            yield to_uint8(cut_to_frame(pipeline.render(expression[t], pose[t], avatar.camera).rgb, window, 1.0))

@@ -34,6 +34,7 @@ from avatar.camera import Camera
 from avatar.checkpoint import Avatar
 from avatar.gaussians import GaussianSet
 from avatar.render_pipeline import NO_TIMING, STAGES, RenderPipeline, to_uint8
+from avatar.video_frame import cut_to_frame
 from core.rotations import slerp
 from runtime.inference.base import InferenceBackend
 from tracking.driving_frame import DrivingFrame
@@ -155,6 +156,8 @@ class AvatarRenderer:
         self.device = torch.device(backend.device)
         self.camera = output_camera(avatar.camera, size, avatar.sr.factor).to(self.device)
         self.width, self.height = avatar.sr.factor * self.camera.width, avatar.sr.factor * self.camera.height
+        window = avatar.frame_window(self.width)
+        self.window = None if window is None else window.to(self.device)
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         if raster == "cpu":
             from avatar.raster.cpu import build_extension
@@ -178,7 +181,8 @@ class AvatarRenderer:
         """Rasterize and upsample generated Gaussians into RGB uint8 on the host."""
         with self._on_stream():
             rendered = self.pipeline.rasterize_and_upsample(gaussians, self.camera, timing)
-            return to_uint8(rendered.rgb)  # the host copy waits for the stream; sinks take host arrays
+            rgb = cut_to_frame(rendered.rgb, self.window, 1.0)  # framed as the training video was
+            return to_uint8(rgb)  # the host copy waits for the stream; sinks take host arrays
 
     @contextlib.contextmanager
     def _on_stream(self):

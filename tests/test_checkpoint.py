@@ -56,6 +56,20 @@ def test_round_trip_is_exact(saved):
     assert meta["contract_version"] == 1 and meta["model_config"]["name"] == "tiny"
 
 
+def test_the_training_videos_frame_round_trips_and_cuts_renders(tmp_path):
+    """An avatar trained on a crop past its video's frame keeps that frame; at any output size its
+    window is each pixel's share inside it (the frame scaled with the view)."""
+    av = make_avatar()
+    av.metadata.frame = (-2.0, 1.5, 12.25, 20.0)  # camera pixels of the 16 x 12 view
+    loaded = load_avatar(save_avatar(av, tmp_path / "av"))
+    assert loaded.metadata.frame == av.metadata.frame
+    window = loaded.frame_window(32)[..., 0]  # twice the camera's size
+    assert window.shape == (24, 32)
+    assert torch.all(window[:3] == 0) and torch.equal(window[3], torch.tensor([1.0] * 24 + [0.5] + [0.0] * 7))
+    assert torch.all(window[4:, :24] == 1) and torch.all(window[:, 25:] == 0)
+    assert make_avatar().frame_window(32) is None
+
+
 def test_save_replaces_an_avatar_and_leaves_no_temporaries(saved, tmp_path):
     _, path = saved
     other = make_avatar(n_points=80, seed=1)
@@ -163,6 +177,8 @@ CASES = {
     "unknown config": (edit_meta(model_config={"layers": 3}), "unknown entries"),
     "config mismatch": (edit_meta(model_config=get_profile("small").model.to_dict()), "do not match|shape"),
     "bad camera": (edit_meta(camera={"width": 0, "height": 4}), "camera"),
+    "bad frame": (edit_meta(frame=[0, 0, 16]), "frame"),
+    "empty frame": (edit_meta(frame=[8, 0, 4, 12]), "frame"),
     "json syntax": (corrupt_json_syntax, "not readable JSON"),
     "no json": (remove(META_FILE), "missing avatar.json"),
     "no tensors": (remove(TENSORS_FILE), "missing avatar.safetensors"),

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.dataset import (crop_intrinsics, crop_square, frame_coverage, heldout_mask, load_dataset, pose_to_world,
-                            prepare_multiview, prepare_video, stable_crop)
+from avatar.dataset import (crop_intrinsics, crop_square, heldout_mask, load_dataset, pose_to_world, prepare_multiview,
+                            prepare_video, stable_crop)
+from avatar.video_frame import frame_rectangle, rectangle_coverage
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 
@@ -32,22 +33,9 @@ def test_crop_square_pads_outside_the_frame():
     assert (out[:2, 2:] == img[3:5, 0:2]).all()
 
 
-def _area_inside(crop, source_size, size):
-    """Each output pixel's exact area share inside [0, W) x [0, H), pixel by pixel."""
-    x0, y0, side = crop
-    step = side / size
-    out = np.zeros((size, size))
-    for i in range(size):
-        for j in range(size):
-            lo_x, hi_x = x0 + j * step, x0 + (j + 1) * step
-            lo_y, hi_y = y0 + i * step, y0 + (i + 1) * step
-            wx = max(0.0, min(hi_x, source_size[0]) - max(lo_x, 0.0))
-            wy = max(0.0, min(hi_y, source_size[1]) - max(lo_y, 0.0))
-            out[i, j] = wx * wy / step ** 2
-    return out
-
-
-def test_frame_coverage_is_each_pixels_area_inside_the_video():
+def test_the_frame_window_is_each_pixels_share_inside_the_video():
+    """The analytic window against the padding made the way `prepare` makes it: a frame of ones
+    cropped (crop_square) and shrunk by OpenCV's area resampling."""
     rng = np.random.default_rng(4)
     for _ in range(6):
         width, height = (int(v) for v in rng.integers(40, 120, 2))
@@ -55,9 +43,11 @@ def test_frame_coverage_is_each_pixels_area_inside_the_video():
         size = int(rng.integers(16, min(side, 48)))  # the crop is shrunk, as for any video above `size`
         crop = (int(rng.integers(-side // 2, width - side // 2)),
                 int(rng.integers(-side // 2, height - side // 2)), side)
-        window = frame_coverage(crop, (width, height), size)
+        window = rectangle_coverage(frame_rectangle(crop, (width, height), size), size, size)
+        padded = crop_square(np.ones((height, width), np.float32), crop, 0.0)
+        reference = cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
         assert window.shape == (size, size) and window.dtype == np.float32
-        assert np.abs(window - _area_inside(crop, (width, height), size)).max() < 2e-3
+        assert np.abs(window - reference).max() < 2e-3
 
 
 def test_stable_crop_contains_every_frames_face():
@@ -110,13 +100,7 @@ def test_prepare_a_few_frames_of_a_real_video(shared_data, tmp_path):
     assert ds.heldout_indices.tolist() == list(range(report.frames - 2, report.frames))
     img, mask = ds.load_image(0), ds.load_mask(0)
     assert img.shape == (64, 64, 3) and mask.shape == (64, 64)
-    video = cv2.VideoCapture(str(shared_data / "video" / "d0.mp4"))
-    size = [int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))]
-    assert ds.meta["source_size"] == size
-    video.release()
-    window = ds.frame_window(64)
-    assert window.shape == (64, 64) and window.min() >= 0 and window.max() == pytest.approx(1.0)
-    assert (img[window < 1e-3] == 255).all()  # past the video's frame is the padding
+    assert ds.meta["source_size"] == [512, 512] and ds.frame_window(64) is None  # the crop fits in the frame
     # Background is white where the mask is empty; the tracked landmarks project inside the face.
     assert img[mask < 10].mean() > 240
     f = ds.frames
@@ -141,6 +125,19 @@ def test_prepare_a_few_frames_of_a_real_video(shared_data, tmp_path):
     with pytest.raises(ValueError):
         prepare_video(shared_data / "video" / "d0.mp4", tmp_path / "bad", holdout=1.5, max_frames=2)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_crop_past_the_videos_frame_records_where_the_frame_is(shared_data, tmp_path):
+    # d6 is a close-up: its head crop reaches past the 480 x 480 frame, and the neck ends at the
+    # video's bottom edge.
+    prepare_video(shared_data / "video" / "d6.mp4", tmp_path / "ds", size=64, holdout=0.25, max_frames=4,
+                  refine_pose=False)
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.meta["source_size"] == [480, 480]
+    window = ds.frame_window(64)
+    assert window is not None and window.shape == (64, 64) and window.max() == 1.0 and window.min() == 0.0
+    for i in range(ds.frames.count):  # past the frame every sample is the white padding, unmasked
+        assert (ds.load_image(i)[window == 0] == 255).all() and (ds.load_mask(i)[window == 0] == 0).all()
 
 
 def test_prepare_multiview_folder(shared_data, tmp_path):
