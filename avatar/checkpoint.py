@@ -4,9 +4,9 @@
 render camera (`camera.K`, `camera.viewmat`) and `anchor_translation`. `avatar.json` holds the
 format name and version, the model config, the coefficient contract version, the face-model
 checksum, the camera size, the training video's frame in the camera's pixels where the training
-crop reached past it (avatar.video_frame; absent otherwise) and a free-form training summary. Nothing is ever unpickled: a file
-from someone else can at worst fail to load, never run code. Every way a directory can be
-unusable raises `CheckpointError` with a one-line message.
+crop reached past it (avatar.video_frame; absent otherwise) and a free-form training summary.
+Nothing is ever unpickled: a file from someone else can at worst fail to load, never run code.
+Every way a directory can be unusable raises `CheckpointError` with a one-line message.
 
 Saving writes a hidden temporary directory beside the target and renames it into place, so an
 interrupted save (Ctrl+C included) leaves the previous avatar, or nothing, never half a file.

@@ -141,7 +141,8 @@ def render_frame(model: GaussianHeadModel, sr: SuperResolution, expression: torc
 
 def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingData, j: int, resolution: int,
                   backend: str) -> torch.Tensor:
-    """(fR, fR, 3) render of sample j with its tracked expression and pose, on the model's device."""
+    """(fR, fR, 3) render of sample j with its tracked expression and pose, cut to the video's frame
+    (avatar.video_frame), on the model's device."""
     device = model.positions.device
     hr, _, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
                             data.camera(j, resolution).to(device), backend)
