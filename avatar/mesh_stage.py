@@ -43,7 +43,6 @@ from avatar.mlp import PointMLP
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
 from avatar.training_data import TrainingData
-from avatar.video_frame import cut_to_frame
 from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
 
@@ -228,12 +227,10 @@ def mesh_stage_loss(mesh_head: MeshHead, data: TrainingData, j: int, resolution:
     rendered, offset = mesh_head.render(mesh, features, expression, pose, camera, backend)
     gt = data.image(j, resolution).to(camera.K.device)
     gt_mask = data.mask(j, resolution).to(camera.K.device)
-    window = data.frame_window(resolution)
-    window = None if window is None else window[..., None]
     p = mesh_head.head.deform_landmarks(expression)
     terms = {
-        "rgb": rgb_loss(cut_to_frame(rendered.image[..., :3], window, 1.0), gt),
-        "sil": silhouette_loss(cut_to_frame(rendered.alpha, window, 0.0)[..., 0], gt_mask),
+        "rgb": rgb_loss(data.framed(rendered.image[..., :3], 1.0), gt),
+        "sil": silhouette_loss(data.framed(rendered.alpha, 0.0)[..., 0], gt_mask),
         "def": deformation_loss(p, data.landmarks3d[j].to(p.device)),
         "offset": offset_loss(offset) if offset.shape[0] else offset.sum(),
         "lmk": landmark_sdf_loss(mesh_head.geometry_at(mesh_head.head.landmarks)[0]),

@@ -45,7 +45,6 @@ from avatar.super_resolution import SuperResolution
 from avatar.train_gaussians import (GaussianStage, distributed, has_state, load_state, render_sample, save_state,
                                     schedule_progress, train_step)
 from avatar.training_data import TrainingData, load_training_data, subsample
-from avatar.video_frame import cut_to_frame
 from core.atomic import atomic_file
 from tracking.face_model import load_face_model_data
 
@@ -129,8 +128,6 @@ def mesh_stage_psnr(mesh_head: MeshHead, heldout: TrainingData, resolution: int,
                     device: torch.device) -> float:
     """Held-out PSNR of the mesh stage's own render, at the avatar's output resolution, cut to the
     video's frame like every render that is scored (avatar.video_frame)."""
-    window = heldout.frame_window(resolution)
-    window = None if window is None else window[..., None]
     with torch.no_grad():
         mesh, features = mesh_head.neutral_mesh()
 
@@ -138,7 +135,7 @@ def mesh_stage_psnr(mesh_head: MeshHead, heldout: TrainingData, resolution: int,
             cam = mesh_head_camera(heldout, j, resolution, device)
             out, _ = mesh_head.render(mesh, features, heldout.expression[j].to(device), heldout.pose[j].to(device),
                                       cam, backend)
-            return cut_to_frame(out.image[..., :3], window, 1.0)
+            return heldout.framed(out.image[..., :3], 1.0)
 
         return evaluate_renders(render, heldout, resolution).psnr
 

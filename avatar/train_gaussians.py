@@ -146,8 +146,7 @@ def render_sample(model: GaussianHeadModel, sr: SuperResolution, data: TrainingD
     device = model.positions.device
     hr, _, _ = render_frame(model, sr, data.expression[j].to(device), data.pose[j].to(device),
                             data.camera(j, resolution).to(device), backend)
-    window = data.frame_window(hr.shape[-1])
-    return cut_to_frame(hr[0].permute(1, 2, 0), None if window is None else window[..., None], 1.0)
+    return data.framed(hr[0].permute(1, 2, 0), 1.0)
 
 
 def schedule_progress(step: int, seconds: float, config: GaussianStageConfig) -> float:

@@ -9,6 +9,7 @@ import torch
 
 from avatar.camera import Camera
 from avatar.dataset import Dataset
+from avatar.video_frame import cut_to_frame
 
 
 @dataclass
@@ -45,6 +46,12 @@ class TrainingData:
     def frame_window(self, resolution: int) -> torch.Tensor | None:
         """(R, R) share of each pixel inside the source video's frame, or None (all of every pixel)."""
         return None if self.window is None else resized(self.window[..., None], resolution)[..., 0]
+
+    def framed(self, image: torch.Tensor, background: float) -> torch.Tensor:
+        """An (R, R, C) render cut to the source video's frame, as the ground truth is
+        (avatar.video_frame); `background` past it."""
+        window = self.frame_window(image.shape[0])
+        return cut_to_frame(image, None if window is None else window[..., None], background)
 
 
 def resized(img: torch.Tensor, resolution: int) -> torch.Tensor:
