@@ -45,6 +45,12 @@ class ModelConfig:
     blend_kind: str = "linear"
     # False: t1, t2 are plain distances (see avatar.blend for why this is the default).
     squared_distance: bool = False
+    # The torso (not in the seed's model, avatar.pose_transform.torso_pose_transform): Gaussians
+    # from torso_near to torso_far below the chin (canonical y) turn from the frame's head
+    # rotation to the avatar's rest rotation, so the shoulders stay put when the head turns.
+    # 0 and 0: every Gaussian turns with the head, as in the seed.
+    torso_near: float = 0.0
+    torso_far: float = 0.0
     num_points: int = 100_000  # Gaussians taken from the initial surface
     num_mouth_points: int = 3000  # extra Gaussians in a box around the mouth landmarks
     sr_channels: int = 32  # c of the super-resolution CNN (stem 4c, stages 2c and c)
@@ -65,12 +71,20 @@ class ModelConfig:
                     raise ValueError(f"ModelConfig.{f.name} must be a non-empty list of widths >= 1, got {widths}")
         if not 0 <= self.blend_near < self.blend_far:
             raise ValueError(f"ModelConfig needs 0 <= blend_near < blend_far, got {self.blend_near}, {self.blend_far}")
+        if self.torso_far != 0 or self.torso_near != 0:
+            if not 0 <= self.torso_near < self.torso_far:
+                raise ValueError("ModelConfig needs 0 <= torso_near < torso_far (or both 0: no torso), "
+                                 f"got {self.torso_near}, {self.torso_far}")
         if self.blend_kind not in BLEND_KINDS:
             raise ValueError(f"ModelConfig.blend_kind must be one of {BLEND_KINDS}, got {self.blend_kind!r}")
         if self.sr_factor not in (1, 2, 4):
             raise ValueError(f"ModelConfig.sr_factor must be 1, 2 or 4, got {self.sr_factor}")
         if self.num_points < 1 or self.num_mouth_points < 0:
             raise ValueError("ModelConfig needs num_points >= 1 and num_mouth_points >= 0")
+
+    @property
+    def has_torso(self) -> bool:
+        return self.torso_far > 0
 
     def mlp_dims(self) -> dict[str, list[int]]:
         """Layer widths (input first, output last) of the six MLPs, as in the reference config."""

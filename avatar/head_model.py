@@ -10,6 +10,9 @@ from expression θ (53 ICT weights) and head pose β = (axis-angle, translation)
     Q' = normalise(Q0 + Δq),  S' = exp(S0 + Δlog s),  A' = sigmoid(A0 + Δlogit a)
     {X, Q} = T({X', Q'}, β),  {C, S, A} = {C', S', A'}                           (avatar.pose_transform)
 
+With a torso (ModelConfig.torso_far > 0, beyond the seed), T is blended below the chin with a
+transform that keeps the rest rotation R̄ (avatar.pose_transform.torso_pose_transform).
+
 with F = tanh(F0). Storage follows the reference so its learning rates mean the same thing:
 F0 is kept before tanh (features stay in (-1, 1) whatever Adam does), S0 as log-scales (scales
 stay positive and the attribute offset is multiplicative), A0 as logits (opacity stays in (0, 1)).
@@ -40,11 +43,12 @@ from avatar.config import POSE_DIM, ModelConfig, TrainingConfig
 from avatar.encoding import positional_encoding
 from avatar.gaussians import GaussianSet
 from avatar.mlp import PointMLP
-from avatar.pose_transform import pose_transform
+from avatar.pose_transform import pose_transform, torso_pose_transform
 from tracking.params import N_EXPRESSION, N_LANDMARKS
 
 INITIAL_OPACITY = 0.3
 MOUTH_LANDMARKS = slice(48, 68)  # iBUG 68: outer and inner lip contours
+CHIN_LANDMARK = 8  # iBUG 68: the lowest point of the jaw line
 MOUTH_BOX_SCALE = 1.6  # box side = this x the largest per-axis spread of the mouth landmarks
 FEATURE_INIT_STD = 0.1  # pre-tanh noise on features that are not given, to tell points apart
 
@@ -75,6 +79,8 @@ class GaussianHeadModel(nn.Module):
         # P0: fitted in the geometry-guided initialisation, frozen in the Gaussian stage (as in
         # the reference), hence no gradient unless a training stage turns it on.
         self.landmarks = nn.Parameter(torch.zeros(N_LANDMARKS, 3), requires_grad=False)
+        # R̄ (axis-angle): the torso's rotation, set from the training frames' poses (avatar.train).
+        self.rest_rotation = nn.Parameter(torch.zeros(3), requires_grad=False) if config.has_torso else None
         dims = config.mlp_dims()
         self.exp_color_mlp = PointMLP(dims["exp_color"])
         self.pose_color_mlp = PointMLP(dims["pose_color"])
@@ -220,8 +226,23 @@ class GaussianHeadModel(nn.Module):
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The posed Gaussians as a tuple (for ONNX export): means, quats, scales, opacities, features."""
         means, quats, scales, opacities, color = self.canonical_tensors(expression, pose, skip_unblended)
-        means, quats = pose_transform(means, quats, pose.to(means.dtype).reshape(POSE_DIM))
+        pose = pose.to(means.dtype).reshape(POSE_DIM)
+        if self.rest_rotation is None:
+            means, quats = pose_transform(means, quats, pose)
+        else:
+            weight, pivot = self.torso_weight()
+            means, quats = torso_pose_transform(means, quats, pose, weight, pivot, self.rest_rotation.to(means.dtype))
         return means, quats, scales, opacities, color
+
+    def torso_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each Gaussian's torso weight (N, 1), from 0 at torso_near below the chin to 1 at torso_far
+        (canonical y points down), and the pivot (3,): below the head's centre, level with the chin."""
+        c = self.config
+        chin = self.landmarks[CHIN_LANDMARK]
+        below = self.positions[:, 1:2] - chin[1]
+        weight = ((below - c.torso_near) / (c.torso_far - c.torso_near)).clamp(0.0, 1.0)
+        pivot = torch.stack([torch.zeros_like(chin[1]), chin[1], torch.zeros_like(chin[1])])
+        return weight, pivot
 
     def forward(self, expression: torch.Tensor, pose: torch.Tensor, skip_unblended: bool = False) -> GaussianSet:
         """One frame's Gaussians in world space: expression (53,) or (1, 53), pose (6,)."""

@@ -293,6 +293,9 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     eyelids = eyelid_points(dataset.frames.identity, cfg.eyelid_points, torch.Generator().manual_seed(options.seed),
                             face_data) if cfg.eyelid_points > 0 else None
     model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed, extra_points=eyelids)
+    if model.rest_rotation is not None:
+        with torch.no_grad():
+            model.rest_rotation.copy_(train.pose[:, :3].mean(0))  # small turns: their mean is a turn
     # Built from the Gaussians' starting positions, the same whether the run starts or resumes.
     target = face_model_target(model.positions, dataset.frames.identity, face_data) if wants_target else None
     if not resumed:

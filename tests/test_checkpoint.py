@@ -1,6 +1,7 @@
 """Avatar directories: exact round trip, atomic save, and one-line errors for every bad input."""
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,8 +17,8 @@ from avatar.profiles import get_profile
 from avatar.super_resolution import SuperResolution
 
 
-def make_avatar(n_points=120, seed=0) -> Avatar:
-    cfg = get_profile("tiny").model
+def make_avatar(n_points=120, seed=0, torso=(0.0, 0.0)) -> Avatar:
+    cfg = replace(get_profile("tiny").model, torso_near=torso[0], torso_far=torso[1])
     rng = np.random.default_rng(seed)
     model = GaussianHeadModel.from_points(cfg, rng.normal(size=(n_points, 3)) * 0.3,
                                           rng.normal(size=(68, 3)) * 0.3, seed=seed)
@@ -54,6 +55,16 @@ def test_round_trip_is_exact(saved):
     meta = json.loads((path / META_FILE).read_text())
     assert meta["format"] == "splatcam-avatar" and meta["format_version"] == FORMAT_VERSION
     assert meta["contract_version"] == 1 and meta["model_config"]["name"] == "tiny"
+
+
+def test_a_torso_round_trips_with_its_rest_rotation(tmp_path):
+    av = make_avatar(torso=(0.05, 0.3))
+    loaded = load_avatar(save_avatar(av, tmp_path / "av"))
+    assert loaded.config.has_torso and torch.equal(loaded.model.rest_rotation, av.model.rest_rotation)
+    assert not loaded.model.rest_rotation.requires_grad
+    theta, pose = torch.rand(53), torch.tensor([0.1, 0.0, 0.2, 0.0, 0.0, 1.0])
+    with torch.no_grad():
+        assert torch.equal(av.model(theta, pose).means, loaded.model(theta, pose).means)
 
 
 def test_the_training_videos_frame_round_trips_and_cuts_renders(tmp_path):

@@ -25,8 +25,8 @@ def brute_force_lambda(x: np.ndarray, landmarks: np.ndarray, near, far, kind, sq
     return lam * lam * (3 - 2 * lam) if kind == "smooth" else lam
 
 
-def random_model(kind="linear", squared=False, n=300, seed=0) -> GaussianHeadModel:
-    cfg = replace(TINY, blend_kind=kind, squared_distance=squared)
+def random_model(kind="linear", squared=False, n=300, seed=0, torso=(0.0, 0.0)) -> GaussianHeadModel:
+    cfg = replace(TINY, blend_kind=kind, squared_distance=squared, torso_near=torso[0], torso_far=torso[1])
     torch.manual_seed(seed)
     model = GaussianHeadModel(cfg, n).double()
     with torch.no_grad():
@@ -39,6 +39,8 @@ def random_model(kind="linear", squared=False, n=300, seed=0) -> GaussianHeadMod
         model.rotations.copy_(torch.randn(n, 4))
         model.log_scales.copy_(torch.randn(n, 3) * 0.5 - 3)
         model.opacity_logits.copy_(torch.randn(n, 1))
+        if model.rest_rotation is not None:
+            model.rest_rotation.copy_(torch.randn(3) * 0.2)
     return model
 
 
@@ -144,15 +146,36 @@ class PosedTensors(torch.nn.Module):
         return self.model.forward_tensors(expression, pose)
 
 
-def test_export_graph_replays_other_inputs_exactly():
+@pytest.mark.parametrize("torso", [(0.0, 0.0), (0.05, 0.3)])
+def test_export_graph_replays_other_inputs_exactly(torso):
     """No data-dependent Python control flow: a graph exported on one frame is right on another."""
-    model = random_model(n=200).float().eval()
+    model = random_model(n=200, torso=torso).float().eval()
     args = (torch.rand(53), torch.tensor([0.1, 0.2, -0.1, 0.0, 0.1, 3.0]))
     exported = torch.export.export(PosedTensors(model), args).module()
     other = (torch.rand(53), torch.tensor([-0.4, 0.1, 0.5, 0.2, -0.1, 2.0]))
     with torch.no_grad():
         for a, b in zip(exported(*other), model.forward_tensors(*other)):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_torso_below_the_chin_keeps_the_rest_rotation():
+    model = random_model(torso=(0.05, 0.3))
+    plain = GaussianHeadModel(replace(model.config, torso_near=0.0, torso_far=0.0), model.num_gaussians).double()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "rest_rotation"})
+    theta = torch.rand(53, dtype=torch.float64)
+    with torch.no_grad():
+        below = (model.positions[:, 1] - model.landmarks[8, 1]).numpy()
+        weight = np.clip((below - 0.05) / 0.25, 0, 1)
+        assert (weight == 0).sum() > 10 and (weight == 1).sum() > 10 and ((weight > 0) & (weight < 1)).sum() > 10
+        np.testing.assert_allclose(model.torso_weight()[0][:, 0].numpy(), weight, atol=1e-12)
+        at_rest = torch.cat([model.rest_rotation, torch.tensor([0.1, -0.2, 3.0], dtype=torch.float64)])
+        for a, b in zip(model.forward_tensors(theta, at_rest), plain.forward_tensors(theta, at_rest)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        turned = at_rest + torch.tensor([0.3, -0.2, 0.1, 0, 0, 0], dtype=torch.float64)
+        mine, theirs = model(theta, turned), plain(theta, turned)
+    head = weight == 0
+    torch.testing.assert_close(mine.means[head], theirs.means[head], rtol=0, atol=1e-12)
+    assert (mine.means[~head] - theirs.means[~head]).norm(dim=1).min() > 1e-4
 
 
 def test_from_points_initialisation():
