@@ -10,14 +10,14 @@ from expression θ (53 ICT weights) and head pose β = (axis-angle, translation)
     Q' = normalise(Q0 + Δq),  S' = exp(S0 + Δlog s),  A' = sigmoid(A0 + Δlogit a)
     {X, Q} = T({X', Q'}, β),  {C, S, A} = {C', S', A'}                           (avatar.pose_transform)
 
-With a torso (ModelConfig.torso_far > 0, beyond the seed), T is blended below the chin with a
-transform that keeps the rest rotation R̄ (avatar.pose_transform.torso_pose_transform).
-
 with F = tanh(F0). Storage follows the reference so its learning rates mean the same thing:
 F0 is kept before tanh (features stay in (-1, 1) whatever Adam does), S0 as log-scales (scales
 stay positive and the attribute offset is multiplicative), A0 as logits (opacity stays in (0, 1)).
 Both deform MLPs see the canonical X0: the pose deformation is not chained after the expression
 one (DESIGN.md; the seed's formulas differ by typos).
+
+With a torso (ModelConfig.torso_far > 0, beyond the seed), T is blended below the chin with a
+transform that keeps the rest rotation R̄ (avatar.pose_transform.torso_pose_transform).
 
 Colour: the 32-channel feature of a Gaussian is C' above, the λ-blend of the two colour MLPs,
 with no final activation (as the reference): the rasterizer composites it over a background of

@@ -14,8 +14,9 @@ frames' mean head rotation) about a pivot under the chin and moves that pivot as
     X_torso = R̄ (X - p) + R p + t,    X = X_head + w (X_torso - X_head)
 
 so the two agree at the pivot (the neck does not tear) and for a frame at the rest rotation.
-Quaternions blend the same way (both are near each other, so the sum stays well away from 0;
-the rasterizer takes quaternions of any norm).
+Quaternions blend the same way: a head's turns are small next to 180°, so q_β and q_R̄ (both
+with w = cos(angle/2) > 0) lie close together and the blend of q_β ⊗ q and q_R̄ ⊗ q stays far
+from 0; the rasterizer takes quaternions of any norm.
 """
 from __future__ import annotations
 
