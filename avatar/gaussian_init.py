@@ -5,9 +5,9 @@ any `extra_points` the caller adds (training's eyelid points, avatar.face_model_
 reference's extra points in a box around the mouth (GaussianHeadModel.from_points).
 Features F0: the geometry MLP's feature at each point (the same pre-tanh feature the mesh stage
 coloured its vertices with), zeros for the mouth points. P0: the mesh stage's optimised
-landmarks; with a torso, its rest rotation R̄ too. The deformation and colour MLPs are
-inherited as they are ("deformation and color MLPs are also inherited"); the attribute MLPs
-start fresh, as in the reference, but with a zero last layer.
+landmarks; with a torso, its rest rotation R̄ too. The deformation and colour MLPs are inherited as they are ("deformation and color
+MLPs are also inherited"); the attribute MLPs start fresh, as in the reference, but with a
+zero last layer.
 """
 from __future__ import annotations
 

@@ -11,9 +11,8 @@ One step: DMTet extracts the neutral mesh (avatar.dmtet); its vertices x get fea
 geometry MLP and are deformed and coloured by the Gaussians' own code (GaussianHeadModel.deform_points):
     x' = x + s_def (λ_exp f_def^exp(γ(x), θ) + λ_pose f_def^pose(γ(x), γ(β)))
     c  = λ_exp f_col^exp(tanh F, θ) + λ_pose f_col^pose(tanh F, γ(β))
-then posed by the Gaussians' own T(β), torso included (GaussianHeadModel.apply_pose), and
-rendered (avatar.mesh_render) for RGB (first three channels, on white) and silhouette (alpha).
-The loss is seed 2.1's (avatar.losses):
+then posed by the Gaussians' own T(β), torso included (GaussianHeadModel.apply_pose), and rendered
+(avatar.mesh_render) for RGB (first three channels, on white) and silhouette (alpha). The loss is seed 2.1's (avatar.losses):
     L_RGB + λ_sil L_sil + λ_def L_def + λ_offset L_offset + λ_lmk L_lmk + λ_lap L_lap,
 with the MLPs and P0 optimised jointly.
 
@@ -150,8 +149,7 @@ def ellipsoid_sdf(points: torch.Tensor, center: torch.Tensor, radii: torch.Tenso
     return ((points - center) / radii).norm(dim=-1).sub(1.0) * radii.min()
 
 
-def silhouette_hull(points: torch.Tensor, data: TrainingData,
-                    pose_points: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def silhouette_hull(points: torch.Tensor, data: TrainingData, pose_points: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                     views: int = 32, resolution: int = 64) -> torch.Tensor:
     """(N,) mean foreground-mask value of canonical points projected into `views` training frames
     (spread over the video), posed by `pose_points(points, pose)` with their tracked poses: ~1

@@ -162,10 +162,6 @@ def test_silhouette_hull_of_a_projected_disc():
 
     inside = torch.tensor([[0.0, 0.0, 0.0], [0.1, -0.1, 0.05]])
     outside = torch.tensor([[0.6, 0.0, 0.0], [0.0, 0.5, 0.2]])
-
-    def rigid(points, pose):
-        return pose_transform(points, None, pose)[0]
-
-    hull = silhouette_hull(torch.cat([inside, outside]), data, rigid, resolution=r)
+    hull = silhouette_hull(torch.cat([inside, outside]), data, lambda p, b: pose_transform(p, None, b)[0], resolution=r)
     assert torch.allclose(hull[:2], torch.ones(2), atol=0.05)
     assert torch.allclose(hull[2:], torch.zeros(2), atol=0.05)
