@@ -5,7 +5,7 @@ any `extra_points` the caller adds (training's eyelid points, avatar.face_model_
 reference's extra points in a box around the mouth (GaussianHeadModel.from_points).
 Features F0: the geometry MLP's feature at each point (the same pre-tanh feature the mesh stage
 coloured its vertices with), zeros for the mouth points. P0: the mesh stage's optimised
-landmarks; with a torso, its rest rotation R̄ too. The deformation and colour MLPs are inherited as they are ("deformation and color
+landmarks. The deformation and colour MLPs are inherited as they are ("deformation and color
 MLPs are also inherited"); the attribute MLPs start fresh, as in the reference, but with a
 zero last layer.
 """
@@ -50,8 +50,6 @@ def gaussians_from_mesh_head(mesh_head: MeshHead, config: ModelConfig, seed: int
                                               features=features, seed=seed)
         for name in INHERITED_MLPS:
             getattr(model, name).load_state_dict(getattr(mesh_head.head, name).state_dict())
-        if model.rest_rotation is not None:
-            model.rest_rotation.copy_(mesh_head.head.rest_rotation)
         # The fresh attribute MLPs start at zero offsets, so the first frames render the
         # initialised Gaussians as they are rather than randomly rotated, resized and faded.
         for mlp in (model.exp_attributes_mlp, model.pose_attributes_mlp):

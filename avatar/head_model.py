@@ -226,27 +226,20 @@ class GaussianHeadModel(nn.Module):
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The posed Gaussians as a tuple (for ONNX export): means, quats, scales, opacities, features."""
         means, quats, scales, opacities, color = self.canonical_tensors(expression, pose, skip_unblended)
-        means, quats = self.apply_pose(means, quats, pose, self.positions)
-        return means, quats, scales, opacities, color
-
-    def apply_pose(self, means: torch.Tensor, quats: torch.Tensor | None, pose: torch.Tensor,
-                   anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """T(β) on deformed canonical positions (N, 3) and quaternions (N, 4) or None; with a torso,
-        blended by the torso weights of `anchors`, the same points before deformation (N, 3)."""
         pose = pose.to(means.dtype).reshape(POSE_DIM)
         if self.rest_rotation is None:
-            return pose_transform(means, quats, pose)
-        weight, pivot = self.torso_weight(anchors)
-        return torso_pose_transform(means, quats, pose, weight, pivot, self.rest_rotation.to(means.dtype))
+            means, quats = pose_transform(means, quats, pose)
+        else:
+            weight, pivot = self.torso_weight()
+            means, quats = torso_pose_transform(means, quats, pose, weight, pivot, self.rest_rotation.to(means.dtype))
+        return means, quats, scales, opacities, color
 
-    def torso_weight(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The torso weight (N, 1) of canonical points (N, 3), from 0 at torso_near below the chin to
-        1 at torso_far (canonical y points down), and the pivot (3,): below the head's centre, level
-        with the chin. The chin is read without a gradient: in the mesh stage, where P0 is fitted,
-        it follows the landmark losses only, not the torso's share of the image."""
+    def torso_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each Gaussian's torso weight (N, 1), from 0 at torso_near below the chin to 1 at torso_far
+        (canonical y points down), and the pivot (3,): below the head's centre, level with the chin."""
         c = self.config
-        chin = self.landmarks[CHIN_LANDMARK].detach()
-        below = points[:, 1:2] - chin[1]
+        chin = self.landmarks[CHIN_LANDMARK]
+        below = self.positions[:, 1:2] - chin[1]
         weight = ((below - c.torso_near) / (c.torso_far - c.torso_near)).clamp(0.0, 1.0)
         pivot = torch.stack([torch.zeros_like(chin[1]), chin[1], torch.zeros_like(chin[1])])
         return weight, pivot

@@ -11,8 +11,8 @@ One step: DMTet extracts the neutral mesh (avatar.dmtet); its vertices x get fea
 geometry MLP and are deformed and coloured by the Gaussians' own code (GaussianHeadModel.deform_points):
     x' = x + s_def (λ_exp f_def^exp(γ(x), θ) + λ_pose f_def^pose(γ(x), γ(β)))
     c  = λ_exp f_col^exp(tanh F, θ) + λ_pose f_col^pose(tanh F, γ(β))
-then posed by the Gaussians' own T(β), torso included (GaussianHeadModel.apply_pose), and rendered
-(avatar.mesh_render) for RGB (first three channels, on white) and silhouette (alpha). The loss is seed 2.1's (avatar.losses):
+then posed by T(β) and rendered (avatar.mesh_render) for RGB (first three channels, on white)
+and silhouette (alpha). The loss is seed 2.1's (avatar.losses):
     L_RGB + λ_sil L_sil + λ_def L_def + λ_offset L_offset + λ_lmk L_lmk + λ_lap L_lap,
 with the MLPs and P0 optimised jointly.
 
@@ -43,6 +43,7 @@ from avatar.mlp import PointMLP
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
 from avatar.training_data import TrainingData
+from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
 
 
@@ -93,17 +94,12 @@ class MeshHead(nn.Module):
             mlp.zero_output()
 
     @classmethod
-    def around(cls, prior: HeadPrior, model_config: ModelConfig, config: MeshStageConfig,
-               poses: torch.Tensor | None = None) -> "MeshHead":
-        """A mesh head in a box around the prior's head; with a torso, its rest rotation is the
-        mean rotation of the training frames' poses (T, 6), zero without them."""
+    def around(cls, prior: HeadPrior, model_config: ModelConfig, config: MeshStageConfig) -> "MeshHead":
         lo = prior.vertices.min(0) - config.box_margin
         hi = prior.vertices.max(0) + config.box_margin
         mesh_head = cls(model_config, config, lo, hi)
         with torch.no_grad():
             mesh_head.head.landmarks.copy_(torch.as_tensor(prior.landmarks))
-            if mesh_head.head.rest_rotation is not None and poses is not None:
-                mesh_head.head.rest_rotation.copy_(poses[:, :3].mean(0))  # small turns: their mean is a turn
         return mesh_head
 
     def geometry_at(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,11 +121,8 @@ class MeshHead(nn.Module):
         """Posed points (N, 3), colours (N, C) and canonical offsets (N, 3): the Gaussian head's
         deformation of arbitrary points with their own features."""
         d = self.head.deform_points(points, features, expression, pose, attributes=False)
-        return self.head.apply_pose(points + d.offset, None, pose, points)[0], d.color, d.offset
-
-    def pose_points(self, points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        """Undeformed canonical points (N, 3) posed by the Gaussian head's T(β), torso included."""
-        return self.head.apply_pose(points, None, pose, points)[0]
+        posed = (points + d.offset) @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
+        return posed, d.color, d.offset
 
     def guidance_parameters(self) -> list[nn.Parameter]:
         """Geometry MLP and the four MLPs the Gaussian stage inherits (not the attribute MLPs)."""
@@ -149,11 +142,9 @@ def ellipsoid_sdf(points: torch.Tensor, center: torch.Tensor, radii: torch.Tenso
     return ((points - center) / radii).norm(dim=-1).sub(1.0) * radii.min()
 
 
-def silhouette_hull(points: torch.Tensor, data: TrainingData, pose_points: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                    views: int = 32, resolution: int = 64) -> torch.Tensor:
+def silhouette_hull(points: torch.Tensor, data: TrainingData, views: int = 32, resolution: int = 64) -> torch.Tensor:
     """(N,) mean foreground-mask value of canonical points projected into `views` training frames
-    (spread over the video), posed by `pose_points(points, pose)` with their tracked poses: ~1
-    inside the visual hull, ~0 outside.
+    (spread over the video) with their tracked poses: ~1 inside the visual hull, ~0 outside.
     A point projecting outside the crop counts as background (the crop holds the whole head); one
     on the crop's padding past the video's frame counts as foreground (the padding shows nothing)."""
     picks = np.linspace(0, len(data) - 1, min(views, len(data))).round().astype(int)
@@ -162,7 +153,7 @@ def silhouette_hull(points: torch.Tensor, data: TrainingData, pose_points: Calla
     for j in picks:
         cam = data.camera(int(j), resolution)
         pose = data.pose[int(j)]
-        uv, depth = cam.project(pose_points(points, pose))
+        uv, depth = cam.project(points @ axis_angle_to_matrix(pose[:3]).T + pose[3:])
         grid = (uv / resolution * 2 - 1)[None, None]  # pixel edges at 0 and R -> -1 and 1
         mask = data.mask(int(j), resolution)
         if window is not None:
@@ -197,7 +188,7 @@ def fit_initial_sdf(mesh_head: MeshHead, prior: HeadPrior, steps: int, data: Tra
     def target(pts: torch.Tensor) -> torch.Tensor:
         t = ellipsoid_sdf(pts, center, radii)
         if data is not None:
-            t = torch.maximum(t, HULL_SDF_SCALE * (0.5 - silhouette_hull(pts, data, mesh_head.pose_points)))
+            t = torch.maximum(t, HULL_SDF_SCALE * (0.5 - silhouette_hull(pts, data)))
         return t
 
     # Targets for the grid vertices and a fixed pool of random points in the box, computed once

@@ -274,7 +274,7 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     else:
         start = time.perf_counter()
         prior = head_prior(dataset.frames.identity)
-        mesh_head = MeshHead.around(prior, profile.model, profile.mesh, train.pose).to(device)
+        mesh_head = MeshHead.around(prior, profile.model, profile.mesh).to(device)
         fit_initial_sdf(mesh_head, prior, profile.mesh.init_steps, train, seed=options.seed, progress=wrap)
         mesh_log = train_mesh_stage(mesh_head, train, profile.mesh, options.backend, options.seed,
                                     progress=wrap)
@@ -293,6 +293,9 @@ def train_avatar(options: TrainOptions) -> TrainSummary:
     eyelids = eyelid_points(dataset.frames.identity, cfg.eyelid_points, torch.Generator().manual_seed(options.seed),
                             face_data) if cfg.eyelid_points > 0 else None
     model = gaussians_from_mesh_head(mesh_head.cpu(), profile.model, seed=options.seed, extra_points=eyelids)
+    if model.rest_rotation is not None:
+        with torch.no_grad():
+            model.rest_rotation.copy_(train.pose[:, :3].mean(0))  # small turns: their mean is a turn
     # Built from the Gaussians' starting positions, the same whether the run starts or resumes.
     target = face_model_target(model.positions, dataset.frames.identity, face_data) if wants_target else None
     if not resumed:
