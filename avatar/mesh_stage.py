@@ -121,6 +121,8 @@ class MeshHead(nn.Module):
         """Posed points (N, 3), colours (N, C) and canonical offsets (N, 3): the Gaussian head's
         deformation of arbitrary points with their own features."""
         d = self.head.deform_points(points, features, expression, pose, attributes=False)
+        # The seed's rigid T(β), even for an avatar with a torso: posing the mesh stage with the
+        # torso as well gained nothing (BENCHMARKS.md, seventeenth round).
         posed = (points + d.offset) @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
         return posed, d.color, d.offset
 
