@@ -40,10 +40,10 @@ from avatar.losses import (deformation_loss, landmark_sdf_loss, laplacian_loss, 
                            silhouette_loss)
 from avatar.mesh_render import render_mesh
 from avatar.mlp import PointMLP
+from avatar.pose_transform import pose_points
 from avatar.tetgrid import make_tet_grid
 from avatar.train_config import MeshStageConfig
 from avatar.training_data import TrainingData
-from core.rotations import axis_angle_to_matrix
 from tracking.params import N_EXPRESSION
 
 
@@ -123,7 +123,7 @@ class MeshHead(nn.Module):
         d = self.head.deform_points(points, features, expression, pose, attributes=False)
         # The seed's rigid T(β), even for an avatar with a torso: posing the mesh stage with the
         # torso as well gained nothing (BENCHMARKS.md, seventeenth round).
-        posed = (points + d.offset) @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
+        posed = pose_points(points + d.offset, pose)
         return posed, d.color, d.offset
 
     def guidance_parameters(self) -> list[nn.Parameter]:
@@ -155,7 +155,7 @@ def silhouette_hull(points: torch.Tensor, data: TrainingData, views: int = 32, r
     for j in picks:
         cam = data.camera(int(j), resolution)
         pose = data.pose[int(j)]
-        uv, depth = cam.project(points @ axis_angle_to_matrix(pose[:3]).T + pose[3:])
+        uv, depth = cam.project(pose_points(points, pose))
         grid = (uv / resolution * 2 - 1)[None, None]  # pixel edges at 0 and R -> -1 and 1
         mask = data.mask(int(j), resolution)
         if window is not None:

@@ -25,13 +25,16 @@ import torch
 from core.rotations import axis_angle_to_matrix, axis_angle_to_quat, quat_multiply
 
 
+def pose_points(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """R x + t: positions (..., 3) posed by (6,) pose, for points without an orientation."""
+    return points @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
+
+
 def pose_transform(means: torch.Tensor, quats: torch.Tensor,
                    pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3) positions, (N, 4) w-x-y-z quaternions, (6,) pose -> transformed (means, quats)."""
-    rotation, translation = pose[:3], pose[3:]
-    r = axis_angle_to_matrix(rotation)
-    q = axis_angle_to_quat(rotation)
-    return means @ r.T + translation, quat_multiply(q.expand_as(quats), quats)
+    q = axis_angle_to_quat(pose[:3])
+    return pose_points(means, pose), quat_multiply(q.expand_as(quats), quats)
 
 
 def torso_pose_transform(means: torch.Tensor, quats: torch.Tensor, pose: torch.Tensor, weight: torch.Tensor,
@@ -39,6 +42,6 @@ def torso_pose_transform(means: torch.Tensor, quats: torch.Tensor, pose: torch.T
     """T(β) blended with the torso's transform by weight (N, 1) in [0, 1] (1: torso), about
     pivot (3,) with the rest rotation (3,) axis-angle; the shapes are pose_transform's."""
     head_means, head_quats = pose_transform(means, quats, pose)
-    pivot_world = pivot @ axis_angle_to_matrix(pose[:3]).T + pose[3:]
+    pivot_world = pose_points(pivot, pose)
     torso_means, torso_quats = pose_transform(means - pivot, quats, torch.cat([rest_rotation, pivot_world]))
     return head_means + weight * (torso_means - head_means), head_quats + weight * (torso_quats - head_quats)
